@@ -1,0 +1,5 @@
+"""`python -m bead` runs the command line."""
+
+from bead.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""Command line: parse arguments, run one pipeline function, map errors to exit codes (SPEC §1)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from bead import __version__
+from bead.errors import BeadError
+from bead.pipeline import CHAIN_TOKENS, MODES, RunOptions, run_mode
+
+log = logging.getLogger("bead")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bead",
+        description="Background Enrichment for Anomaly Detection.",
+        epilog="Example: bead -m chain -p ws p1 -o convertcsv_prepareinputs_train_detect_plot",
+    )
+    parser.add_argument("-m", "--mode", required=True, choices=MODES, metavar="MODE",
+                        help="one of: " + ", ".join(MODES))
+    parser.add_argument("-p", "--project", nargs=2, metavar=("WORKSPACE", "PROJECT"),
+                        help="workspace and project names")
+    parser.add_argument("-o", "--options", default=None,
+                        help="chain: tokens joined by '_' (" + ", ".join(CHAIN_TOKENS) + "); "
+                        "otherwise h5 | parquet | overlay_roc | train_metrics | test_metrics")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="more detail, and tracebacks on errors")
+    parser.add_argument("--workspaces", default=None, metavar="DIR",
+                        help="folder holding workspaces (default: $BEAD_WORKSPACES or "
+                        "./workspaces)")
+    parser.add_argument("--legacy-config", type=Path, default=None, metavar="FILE",
+                        help="new_project: convert this legacy <proj>_config.py to the new "
+                        "project's TOML (read, never executed)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--version", action="version", version=f"bead {__version__}")
+    return parser
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    handler = RichHandler(show_path=verbose, show_time=verbose, rich_tracebacks=False,
+                          markup=False)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[handler], force=True)
+    for noisy in ("matplotlib", "PIL", "h5py", "fontTools"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    options = RunOptions(
+        mode=args.mode,
+        project=tuple(args.project) if args.project else None,
+        options=args.options,
+        workspaces=args.workspaces,
+        legacy_config=args.legacy_config,
+        progress=not args.no_progress,
+        verbose=args.verbose,
+    )
+    try:
+        result = run_mode(options)
+    except BeadError as err:
+        return _fail(err, err.exit_code, args.verbose)
+    except KeyboardInterrupt:
+        print("bead: interrupted", file=sys.stderr)
+        return 1
+    except Exception as err:  # the CLI turns every failure into one line
+        return _fail(err, 1, args.verbose, unexpected=True)
+    if result.metrics is not None:
+        print_summary(result.metrics)
+    if result.plots:
+        print(f"plots: {result.paths.plots_dir} (open report.html there)")
+    return 0
+
+
+def print_summary(metrics: dict) -> None:
+    """The AUC of every score against every signal, and how far each score splits generators."""
+    from rich.console import Console
+    from rich.table import Table
+
+    signals = [*metrics["signals"], "all_signals"] if len(metrics["signals"]) > 1 else \
+        list(metrics["signals"])
+    table = Table(title="ROC AUC (background test vs signal)")
+    table.add_column("score")
+    for name in signals:
+        table.add_column(name, justify="right")
+    table.add_column("generator split (max |AUC-0.5|)", justify="right")
+    for score in metrics["scores"]:
+        per_signal = metrics["per_signal"].get(score, {})
+        aucs = [per_signal.get(s, {}).get("auc") for s in signals]
+        split = metrics.get("generator_separation", {}).get(score, {})
+        worst = max((abs(v - 0.5) for v in split.values() if v is not None), default=None)
+        table.add_row(score, *[f"{a:.3f}" if a is not None else "-" for a in aucs],
+                      f"{worst:.3f}" if worst is not None else "-")
+    Console().print(table)
+
+
+def _fail(err: BaseException, code: int, verbose: bool, unexpected: bool = False) -> int:
+    if verbose:
+        traceback.print_exc()
+    text = f"{type(err).__name__}: {err}" if unexpected else str(err)
+    hint = "" if verbose else " (run with -v for the traceback)" if unexpected else ""
+    print(f"bead: error: {text}{hint}", file=sys.stderr)
+    return code

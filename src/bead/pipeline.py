@@ -1,0 +1,238 @@
+"""One function per mode, and chain (SPEC §1). Each mode reads only what earlier modes wrote.
+
+Heavy imports (torch, pythia, matplotlib) happen inside the mode that needs them, so a quick
+command such as ``new_project`` starts fast.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bead.config import Config, make_config, read_legacy_config
+from bead.errors import BeadError, DataError, UsageError
+from bead.project import ProjectPaths, create_project, workspaces_root
+
+log = logging.getLogger(__name__)
+
+MODES = ("new_project", "generate", "convert_csv", "prepare_inputs", "train", "detect", "plot",
+         "diagnostics", "chain", "demo")
+CHAIN_TOKENS = {
+    "newproject": "new_project",
+    "generate": "generate",
+    "convertcsv": "convert_csv",
+    "prepareinputs": "prepare_inputs",
+    "train": "train",
+    "detect": "detect",
+    "plot": "plot",
+    "diagnostics": "diagnostics",
+}
+MODE_OPTIONS = {
+    "convert_csv": ("h5", "parquet"),
+    "prepare_inputs": ("h5", "parquet"),
+    "plot": ("overlay_roc", "train_metrics", "test_metrics"),
+}
+DEMO_WORKSPACE = "demo"
+DEMO_PROJECT = "demo"
+# The demo keeps the default model and training; only the sample is small enough to finish in a
+# few minutes on a laptop CPU.
+DEMO_SETTINGS: dict[str, Any] = {
+    "gen_bkg_train_events": 1500,
+    "gen_bkg_test_events": 1000,
+    "gen_sig_events": 1500,
+}
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line asked for."""
+
+    mode: str
+    project: tuple[str, str] | None = None
+    options: str | None = None
+    workspaces: str | None = None
+    legacy_config: Path | None = None
+    progress: bool = True
+    verbose: bool = False
+
+
+@dataclass
+class RunResult:
+    """What a run produced that the CLI shows the user."""
+
+    paths: ProjectPaths
+    metrics: dict[str, Any] | None = None
+    plots: list[Path] = field(default_factory=list)
+
+
+def parse_chain(text: str | None) -> list[str]:
+    """Turn ``convertcsv_prepareinputs_train`` into mode names; unknown tokens are usage errors."""
+    if not text:
+        raise UsageError("chain needs -o with tokens joined by '_': " + ", ".join(CHAIN_TOKENS))
+    tokens = text.split("_")
+    bad = [t for t in tokens if t not in CHAIN_TOKENS]
+    if bad:
+        raise UsageError(f"unknown chain token '{bad[0]}' in -o {text}; valid tokens: "
+                         + ", ".join(CHAIN_TOKENS))
+    return [CHAIN_TOKENS[t] for t in tokens]
+
+
+def _mode_option(mode: str, opts: RunOptions) -> str | None:
+    """Check that ``-o`` is meaningful for ``mode`` outside chain."""
+    if opts.options is None or opts.mode == "chain":
+        return None
+    allowed = MODE_OPTIONS.get(mode, ())
+    if opts.options not in allowed:
+        valid = ", ".join(allowed) if allowed else "none"
+        raise UsageError(f"-o {opts.options} is not an option of mode {mode} (valid: {valid})")
+    return opts.options
+
+
+def _config(paths: ProjectPaths, mode: str, opts: RunOptions) -> Config:
+    config = paths.load_config()
+    option = _mode_option(mode, opts)
+    if option in ("h5", "parquet"):
+        config = config.model_copy(update={"file_type": option})
+    return config
+
+
+def mode_new_project(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
+    config = None
+    if opts.legacy_config is not None:
+        config, ignored = read_legacy_config(opts.legacy_config)
+        if ignored:
+            log.warning("legacy keys not carried over (not used by this version): %s",
+                        ", ".join(ignored))
+        if paths.config_file.exists():
+            raise UsageError(f"{paths.config_file} exists; remove it to import a legacy config")
+    config_file = create_project(paths, config)
+    log.info("project ready: %s (config %s)", paths.project_dir, config_file)
+
+
+def mode_generate(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
+    config = _config(paths, "generate", opts)
+    from bead.data.generate import GenerationSettings, generate_samples
+
+    settings = GenerationSettings(**{
+        name.removeprefix("gen_"): tuple(value) if isinstance(value, list) else value
+        for name, value in config.model_dump().items() if name.startswith("gen_")
+    })
+    generate_samples(settings, paths.csv_dir, workers=config.parallel_workers,
+                     progress=opts.progress)
+
+
+def mode_convert_csv(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
+    config = _config(paths, "convert_csv", opts)
+    from bead.data.convert import convert_csv_dir
+
+    convert_csv_dir(paths.csv_dir, paths.store_dir(config.file_type), fmt=config.file_type,
+                    chunk_size=config.chunk_size, on_bad_row=config.on_bad_row,
+                    progress=opts.progress)
+
+
+def mode_prepare_inputs(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
+    config = _config(paths, "prepare_inputs", opts)
+    from bead.data.prepare import prepare_inputs
+
+    prepare_inputs(config, paths.store_dir(config.file_type), paths.tensors_dir,
+                   progress=opts.progress)
+
+
+def mode_train(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
+    config = _config(paths, "train", opts)
+    from bead.training.trainer import train
+
+    train(config, paths.tensors_dir, paths.models_dir, paths.results_dir, progress=opts.progress)
+
+
+def mode_detect(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
+    config = _config(paths, "detect", opts)
+    from bead.evaluation.detect import detect
+
+    result.metrics = detect(config, paths.tensors_dir, paths.models_dir, paths.results_dir,
+                            progress=opts.progress)
+
+
+def _overlay_sources(paths: ProjectPaths, config: Config) -> list[tuple[str, Path]]:
+    """Resolve ``overlay_roc_projects`` entries ('ws/proj' or 'proj') to results folders."""
+    sources = []
+    for entry in config.overlay_roc_projects or [paths.project]:
+        ws, _, proj = entry.rpartition("/")
+        other = ProjectPaths(paths.root, ws or paths.workspace, proj)
+        if not (other.results_dir / "scores.h5").is_file():
+            raise DataError(f"overlay_roc_projects: {entry}: no {other.results_dir}/scores.h5 "
+                            "(run detect for that project first)")
+        sources.append((entry, other.results_dir))
+    return sources
+
+
+def mode_plot(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
+    config = _config(paths, "plot", opts)
+    from bead.plotting import make_plots, overlay_roc
+
+    option = _mode_option("plot", opts)
+    if option != "overlay_roc":
+        which = option or "all"
+        result.plots += make_plots(config, paths.results_dir, paths.plots_dir, which=which)
+    if option == "overlay_roc" or (option is None and config.overlay_roc):
+        out_dir = paths.plots_dir / config.overlay_roc_save_location
+        result.plots += overlay_roc(_overlay_sources(paths, config), out_dir,
+                                    config.overlay_roc_filename)
+    log.info("plots written under %s", paths.plots_dir)
+
+
+def mode_diagnostics(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
+    raise BeadError("diagnostics is not available in this version of bead")
+
+
+MODE_FUNCTIONS: dict[str, Callable[[ProjectPaths, RunOptions, RunResult], None]] = {
+    "new_project": mode_new_project,
+    "generate": mode_generate,
+    "convert_csv": mode_convert_csv,
+    "prepare_inputs": mode_prepare_inputs,
+    "train": mode_train,
+    "detect": mode_detect,
+    "plot": mode_plot,
+    "diagnostics": mode_diagnostics,
+}
+
+
+def run_steps(paths: ProjectPaths, steps: list[str], opts: RunOptions) -> RunResult:
+    result = RunResult(paths)
+    for step in steps:
+        log.info("── %s ──", step)
+        MODE_FUNCTIONS[step](paths, opts, result)
+    return result
+
+
+def run_demo(opts: RunOptions) -> RunResult:
+    """The whole job on the built-in sample: generated once with fixed seeds, then reused."""
+    if opts.project is not None:
+        raise UsageError("demo takes no -p: it uses workspace 'demo', project 'demo'")
+    paths = ProjectPaths(workspaces_root(opts.workspaces), DEMO_WORKSPACE, DEMO_PROJECT)
+    if not paths.config_file.exists():
+        create_project(paths, make_config(DEMO_SETTINGS, source="demo settings"))
+    have_sample = paths.csv_dir.is_dir() and any(paths.csv_dir.glob("*.csv*"))
+    steps = [] if have_sample else ["generate"]
+    if have_sample:
+        log.info("reusing the demo sample in %s", paths.csv_dir)
+    steps += ["convert_csv", "prepare_inputs", "train", "detect", "plot"]
+    return run_steps(paths, steps, opts)
+
+
+def run_mode(opts: RunOptions) -> RunResult:
+    """Entry point of the CLI: run ``opts.mode`` (or the chain / demo it names)."""
+    if opts.mode == "demo":
+        return run_demo(opts)
+    if opts.project is None:
+        raise UsageError(f"mode {opts.mode} needs -p WORKSPACE PROJECT")
+    paths = ProjectPaths(workspaces_root(opts.workspaces), *opts.project)
+    if opts.mode == "chain":
+        return run_steps(paths, parse_chain(opts.options), opts)
+    if opts.mode not in MODE_FUNCTIONS:
+        raise UsageError(f"unknown mode {opts.mode}; valid modes: " + ", ".join(MODES))
+    return run_steps(paths, [opts.mode], opts)
+
