@@ -1,0 +1,81 @@
+"""Training curves: every loss component (train and validation epoch means) and the LR."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+
+from bead.plotting.inputs import History
+from bead.plotting.style import (
+    add_headroom,
+    bead_label,
+    hep_style,
+    new_figure,
+    safe_name,
+    save_figure,
+)
+
+
+def _fit_y(ax: Axes, values: np.ndarray) -> None:
+    """Log y when all values are positive; limits from the data (not rounded to decades)."""
+    if values.size and (values > 0).all():
+        ax.set_yscale("log")
+        ax.set_ylim(values.min() / 1.5, values.max() * 1.5)
+    add_headroom(ax, 0.35)
+
+
+def _mark_best(ax: Axes, history: History) -> None:
+    if history.best_epoch is not None:
+        ax.axvline(history.best_epoch, color="0.4", ls=":", lw=1.5,
+                   label=f"Best epoch ({history.best_epoch})")
+
+
+def _epoch_axis(ax: Axes, history: History) -> None:
+    ax.set_xlabel("Epoch")
+    if len(history.epoch) > 0:
+        ax.set_xlim(history.epoch.min() - 0.5, history.epoch.max() + 0.5)
+
+
+def plot_component(history: History, component: str, out_dir: Path) -> list[Path]:
+    with hep_style():
+        fig, ax = new_figure()
+        series = [("Training", history.train.get(component), "#3f90da", "o"),
+                  ("Validation", history.val.get(component), "#bd1f01", "s")]
+        values = []
+        for name, ys, col, marker in series:
+            if ys is None:
+                continue
+            ax.plot(history.epoch, ys, color=col, marker=marker, ms=4, label=name)
+            values.append(ys[np.isfinite(ys)])
+        finite = np.concatenate(values) if values else np.array([])
+        _fit_y(ax, finite)
+        _mark_best(ax, history)
+        _epoch_axis(ax, history)
+        ax.set_ylabel(f"Loss: {component} (epoch mean) [a.u.]")
+        ax.legend(loc="best")
+        bead_label(ax)
+        return save_figure(fig, out_dir / f"loss_{safe_name(component)}")
+
+
+def plot_lr(history: History, out_dir: Path) -> list[Path]:
+    with hep_style():
+        fig, ax = new_figure()
+        ax.step(history.epoch, history.lr, where="mid", color="#832db6", label="Learning rate")
+        _fit_y(ax, history.lr[np.isfinite(history.lr)])
+        _mark_best(ax, history)
+        _epoch_axis(ax, history)
+        ax.set_ylabel("Learning rate")
+        ax.legend(loc="best")
+        bead_label(ax)
+        return save_figure(fig, out_dir / "lr")
+
+
+def plot_history(history: History, out_dir: Path) -> list[Path]:
+    """One figure per loss component (train and validation together), then the LR."""
+    components = list(dict.fromkeys([*history.train, *history.val]))
+    written = [p for c in components for p in plot_component(history, c, out_dir)]
+    if len(history.lr) == len(history.epoch) and len(history.lr):
+        written += plot_lr(history, out_dir)
+    return written
