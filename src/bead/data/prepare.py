@@ -1,0 +1,242 @@
+"""The ``prepare_inputs`` stage: store files -> model-ready tensors, scalers and manifest (SPEC §6).
+
+For every store file it keeps the leading jets and constituents (``bead.data.select``), builds
+the raw features of each level (``bead.data.features``) and normalises them
+(``bead.data.scalers``). Each ``bkg_train`` sample gets a seeded train/validation split
+(``is_val``); the scalers are fitted on the real slots of the *training* split of all
+``bkg_train`` samples together and applied unchanged to every sample, so validation, test and
+signal events are scaled exactly alike and never leak into the fit.
+
+Outputs (all written atomically, the manifest last): ``<stem>.safetensors`` per sample,
+``scalers.json`` and ``manifest.json`` in ``tensors_dir``; see /tmp/formats.md §2.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import Progress
+from safetensors.torch import save_file
+
+from bead.config import Config
+from bead.data.events import EventChunk
+from bead.data.features import LEVELS, LevelFeatures, build_features
+from bead.data.samples import FLAGS, SampleName, parse_sample_name
+from bead.data.scalers import LevelScaler, Scalers
+from bead.data.select import Selection, select_leading
+from bead.data.store import read_store, store_suffix
+from bead.errors import DataError
+from bead.fileio import atomic_path, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+MANIFEST = "manifest.json"
+SCALERS = "scalers.json"
+
+
+@dataclass(frozen=True)
+class SampleSummary:
+    """What happened to one sample: counts of everything kept, padded, truncated or dropped."""
+
+    name: SampleName
+    source: str  # store file name
+    file: str  # tensor file name
+    n_events: int
+    n_jets: int
+    n_jets_dropped: int  # beyond num_jets
+    n_events_padded: int  # events with fewer jets than num_jets
+    n_constits: int
+    n_constits_truncated: int  # beyond num_constits in a kept jet
+    n_constits_in_dropped_jets: int
+    n_val: int  # validation events (bkg_train only, else 0)
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    tensors_dir: Path
+    manifest_path: Path
+    scalers_path: Path
+    generators: list[str]
+    features: dict[str, list[str]]  # columns of the written tensors, per level
+    samples: list[SampleSummary]
+
+
+@dataclass
+class _Sample:
+    """One sample between reading and writing: its raw features and bookkeeping."""
+
+    name: SampleName
+    source: str
+    weight: np.ndarray
+    evt_id: np.ndarray
+    features: dict[str, LevelFeatures]
+    summary: SampleSummary
+    is_val: np.ndarray | None
+
+
+def find_store_files(store_dir: Path, file_type: str) -> list[tuple[Path, SampleName]]:
+    """The store files of ``store_dir`` with their parsed sample names, bkg_train first."""
+    store_dir = Path(store_dir)
+    suffix = store_suffix(file_type)
+    if not store_dir.is_dir():
+        raise DataError(f"{store_dir}: store folder does not exist (run convert_csv first)")
+    paths = sorted(p for p in store_dir.glob(f"*{suffix}")
+                   if p.is_file() and not p.name.startswith("."))
+    if not paths:
+        raise DataError(f"{store_dir}: no {suffix} store files (run convert_csv first)")
+    found = []
+    for path in paths:
+        try:
+            name = parse_sample_name(path.name.removesuffix(suffix) + ".csv")
+        except DataError:
+            raise DataError(f"{path}: store file name must look like "
+                            f"<bkg_train|bkg_test|sig_test>_<generator>[_<tag>]{suffix}") from None
+        found.append((path, name))
+    if not any(name.flag == "bkg_train" for _, name in found):
+        raise DataError(f"{store_dir}: no bkg_train_*{suffix} sample to train and fit scalers on")
+    return sorted(found, key=lambda item: (FLAGS.index(item[1].flag), item[1].stem))
+
+
+def split_validation(n_events: int, train_size: float, seed: int, stem: str) -> np.ndarray:
+    """Seeded ``is_val`` mask: a ``1 - train_size`` share of the events, at least one event on
+    each side when there are two or more. The stem enters the seed, so samples of different
+    generators are not split by the same permutation."""
+    rng = np.random.default_rng([seed, zlib.crc32(stem.encode())])
+    n_train = round(train_size * n_events)
+    if n_events >= 2:
+        n_train = min(max(n_train, 1), n_events - 1)
+    is_val = np.ones(n_events, dtype=bool)
+    is_val[rng.permutation(n_events)[:n_train]] = False
+    return is_val
+
+
+def _load(path: Path, name: SampleName, config: Config) -> _Sample:
+    chunk = read_store(path)
+    if chunk.n_events == 0:
+        raise DataError(f"{path}: store file has no events")
+    sel = select_leading(chunk, config.num_jets, config.num_constits)
+    is_val = None
+    if name.flag == "bkg_train":
+        is_val = split_validation(chunk.n_events, config.train_size, config.seed, name.stem)
+    summary = _summarise(path, name, chunk, sel, is_val, config)
+    return _Sample(name, path.name, chunk.evt_weight, chunk.evt_id,
+                   build_features(chunk, sel, config.input_features), summary, is_val)
+
+
+def _summarise(path: Path, name: SampleName, chunk: EventChunk, sel: Selection,
+               is_val: np.ndarray | None, config: Config) -> SampleSummary:
+    summary = SampleSummary(
+        name=name, source=path.name, file=f"{name.stem}.safetensors", n_events=chunk.n_events,
+        n_jets=chunk.n_jets, n_jets_dropped=sel.n_jets_dropped,
+        n_events_padded=int((chunk.num_jets < config.num_jets).sum()),
+        n_constits=chunk.n_constits, n_constits_truncated=sel.n_constits_truncated,
+        n_constits_in_dropped_jets=sel.n_constits_in_dropped_jets,
+        n_val=int(is_val.sum()) if is_val is not None else 0,
+    )
+    log.info(
+        "%s: %d events%s; jets: %d kept, %d beyond num_jets=%d dropped, %d events with fewer "
+        "jets padded; constituents: %d kept, %d beyond num_constits=%d truncated, %d in "
+        "dropped jets", name.stem, summary.n_events,
+        f" ({summary.n_val} validation)" if is_val is not None else "",
+        summary.n_jets - summary.n_jets_dropped, summary.n_jets_dropped, config.num_jets,
+        summary.n_events_padded,
+        summary.n_constits - summary.n_constits_truncated - summary.n_constits_in_dropped_jets,
+        summary.n_constits_truncated, config.num_constits, summary.n_constits_in_dropped_jets,
+    )
+    return summary
+
+
+def fit_scalers(config: Config, train_samples: list[_Sample]) -> Scalers:
+    """Fit each level's scaler on the real slots of the training split of ``train_samples``."""
+    levels = {}
+    for level in LEVELS:
+        rows = []
+        for sample in train_samples:
+            feats = sample.features[level]
+            mask = feats.mask if sample.is_val is None else feats.mask & ~_expand(
+                sample.is_val, feats.mask.ndim)
+            rows.append(feats.values[mask])
+        first = train_samples[0].features[level]
+        levels[level] = LevelScaler.fit(config.normalizations, np.concatenate(rows), first.names,
+                                        first.kinds, seed=config.seed, level=level)
+    return Scalers(config.normalizations, levels)
+
+
+def _expand(per_event: np.ndarray, ndim: int) -> np.ndarray:
+    return per_event.reshape(-1, *([1] * (ndim - 1)))
+
+
+def sample_tensors(sample: _Sample, scalers: Scalers) -> dict[str, torch.Tensor]:
+    """The normalised tensors of one sample, named as in the tensor file."""
+    out: dict[str, np.ndarray] = {}
+    for level, key, mask_key in (("constituent", "constituents", "constituent_mask"),
+                                 ("jet", "jets", "jet_mask"), ("event", "events", None)):
+        feats = sample.features[level]
+        values = scalers[level].transform(feats.values, feats.mask)
+        if not np.isfinite(values).all():
+            raise DataError(f"{sample.source}: non-finite {level} features after "
+                            f"'{scalers.normalizations}' normalisation")
+        out[key] = values
+        if mask_key is not None:
+            out[mask_key] = feats.mask
+    out["weight"] = sample.weight.astype(np.float32)
+    out["evt_id"] = sample.evt_id.astype(np.int64)
+    if sample.is_val is not None:
+        out["is_val"] = sample.is_val
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
+
+
+def _write_tensors(path: Path, tensors: dict[str, torch.Tensor], name: SampleName) -> None:
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"stem": name.stem, "flag": name.flag})
+
+
+def prepare_inputs(config: Config, store_dir: Path, tensors_dir: Path,
+                   progress: bool = True) -> PrepareResult:
+    """Build tensors, scalers and manifest for every store file of ``store_dir``."""
+    tensors_dir = Path(tensors_dir)
+    files = find_store_files(store_dir, config.file_type)
+    summaries: list[SampleSummary] = []
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task("prepare_inputs", total=len(files) + 1)
+        train = []
+        for path, name in files:
+            if name.flag == "bkg_train":
+                bar.update(task, description=f"reading {name.stem}")
+                train.append(_load(path, name, config))
+        bar.update(task, description="fitting scalers", advance=1)
+        scalers = fit_scalers(config, train)
+        for path, name in files:
+            bar.update(task, description=f"writing {name.stem}")
+            sample = train.pop(0) if name.flag == "bkg_train" else _load(path, name, config)
+            _write_tensors(tensors_dir / sample.summary.file, sample_tensors(sample, scalers),
+                           name)
+            summaries.append(sample.summary)
+            bar.advance(task)
+
+    features = {level: scalers[level].output_names for level in LEVELS}
+    generators = sorted({s.name.generator for s in summaries if s.name.flag != "sig_test"})
+    scalers_path, manifest_path = tensors_dir / SCALERS, tensors_dir / MANIFEST
+    scalers.save(scalers_path)
+    atomic_write_json(manifest_path, {
+        "version": MANIFEST_VERSION,
+        "settings": {"num_jets": config.num_jets, "num_constits": config.num_constits,
+                     "normalizations": config.normalizations,
+                     "input_features": config.input_features, "train_size": config.train_size,
+                     "seed": config.seed},
+        "generators": generators,
+        "features": features,
+        "samples": [{"stem": s.name.stem, "flag": s.name.flag, "generator": s.name.generator,
+                     "tag": s.name.tag, "file": s.file, "n_events": s.n_events,
+                     "source": s.source} for s in summaries],
+    })
+    log.info("prepared %d samples in %s (features: %s)", len(summaries), tensors_dir,
+             ", ".join(f"{k} {len(v)}" for k, v in features.items()))
+    return PrepareResult(tensors_dir, manifest_path, scalers_path, generators, features,
+                         summaries)

@@ -1,0 +1,207 @@
+"""prepare_inputs end to end on a tiny store written in tmp_path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from bead.config import Config
+from bead.data.events import EventChunk
+from bead.data.features import feature_names
+from bead.data.prepare import prepare_inputs, split_validation
+from bead.data.scalers import load_scalers
+from bead.data.store import StoreWriter
+from bead.errors import DataError
+
+PIDS = np.array([211, -211, 130, 22, 11, 13, 2212, 2112])
+
+
+def random_chunk(n: int, seed: int, first_id: int = 0, pt_scale: float = 20.0) -> EventChunk:
+    """Random events whose ids are written into their contents, to check alignment:
+    every constituent has eta = marker(evt_id), met = 100 + evt_id, weight = evt_id / 1000."""
+    rng = np.random.default_rng(seed)
+    evt_id = np.arange(first_id, first_id + n, dtype=np.int64)
+    num_jets = rng.integers(0, 5, n)
+    num_jets[:2] = [0, 1]
+    n_jets = int(num_jets.sum())
+    jet_num_constits = rng.integers(1, 9, n_jets)
+    n_con = int(jet_num_constits.sum())
+    event_of_con = np.repeat(np.repeat(np.arange(n), num_jets), jet_num_constits)
+    return EventChunk(
+        evt_id=evt_id, evt_weight=evt_id / 1000.0, met=100.0 + evt_id,
+        met_phi=rng.uniform(-np.pi, np.pi, n), num_jets=num_jets,
+        jet_num_constits=jet_num_constits, jet_btag=rng.integers(0, 2, n_jets),
+        con_pid=rng.choice(PIDS, n_con), con_pt=rng.exponential(pt_scale, n_con) + 0.5,
+        con_eta=marker(evt_id)[event_of_con], con_phi=rng.uniform(-np.pi, np.pi, n_con),
+    )
+
+
+def marker(evt_id: np.ndarray) -> np.ndarray:
+    return (evt_id % 97) / 40.0 - 1.2
+
+
+def write_store(folder: Path, stem: str, chunk: EventChunk, fmt: str = "h5") -> None:
+    with StoreWriter(folder / f"{stem}.{fmt}", fmt, source=f"{stem}.csv") as writer:
+        writer.append(chunk)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    folder = tmp_path / "h5"
+    write_store(folder, "bkg_train_pythia", random_chunk(300, 1, 0))
+    write_store(folder, "bkg_train_herwig", random_chunk(200, 2, 1000))
+    write_store(folder, "bkg_test_pythia", random_chunk(100, 3, 2000))
+    write_store(folder, "sig_test_svj_m1500", random_chunk(100, 4, 3000, pt_scale=60.0))
+    return folder
+
+
+CONFIG = Config(num_jets=3, num_constits=5, train_size=0.75, seed=7)
+
+
+def test_writes_consistent_tensors_and_manifest(store, tmp_path):
+    out = tmp_path / "tensors"
+    result = prepare_inputs(CONFIG, store, out, progress=False)
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["version"] == 1
+    assert manifest["settings"] == {"num_jets": 3, "num_constits": 5,
+                                    "normalizations": "pj_custom", "input_features": "all",
+                                    "train_size": 0.75, "seed": 7}
+    assert manifest["generators"] == ["herwig", "pythia"] == result.generators
+    assert [s["stem"] for s in manifest["samples"]] == [
+        "bkg_train_herwig", "bkg_train_pythia", "bkg_test_pythia", "sig_test_svj_m1500"]
+    sig = manifest["samples"][-1]
+    assert sig == {"stem": "sig_test_svj_m1500", "flag": "sig_test", "generator": "svj",
+                   "tag": "m1500", "file": "sig_test_svj_m1500.safetensors", "n_events": 100,
+                   "source": "sig_test_svj_m1500.h5"}
+    feats = manifest["features"]
+    assert feats == result.features
+    # pj_custom turns every angle into a sin/cos pair
+    assert feats["constituent"][:4] == ["pt", "eta", "phi_sin", "phi_cos"]
+    assert len(feats["constituent"]) == len(feature_names("all", "constituent")) + 1
+    assert len(feats["event"]) == len(feature_names("all", "event")) + 2
+
+    for entry in manifest["samples"]:
+        t = load_file(out / entry["file"])
+        n = entry["n_events"]
+        assert t["constituents"].shape == (n, 15, len(feats["constituent"]))
+        assert t["constituents"].dtype == np.float32
+        assert t["constituent_mask"].shape == (n, 15) and t["constituent_mask"].dtype == bool
+        assert t["jets"].shape == (n, 3, len(feats["jet"]))
+        assert t["jet_mask"].shape == (n, 3)
+        assert t["events"].shape == (n, len(feats["event"]))
+        assert t["weight"].dtype == np.float32 and t["evt_id"].dtype == np.int64
+        assert ("is_val" in t) == (entry["flag"] == "bkg_train")
+        assert (t["constituents"][~t["constituent_mask"]] == 0).all()
+        assert (t["jets"][~t["jet_mask"]] == 0).all()
+        # a jet slot is real exactly when its constituent slots are (every jet has one)
+        per_jet = t["constituent_mask"].reshape(n, 3, 5).any(-1)
+        np.testing.assert_array_equal(per_jet, t["jet_mask"])
+        assert not t["jet_mask"][0].any() and t["jet_mask"][1].tolist() == [True, False, False]
+        assert np.isfinite(t["constituents"]).all() and np.isfinite(t["events"]).all()
+    assert (out / "scalers.json").is_file()
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_events_jets_constituents_stay_aligned(store, tmp_path):
+    out = tmp_path / "tensors"
+    prepare_inputs(CONFIG, store, out, progress=False)
+    scalers = load_scalers(out / "scalers.json")
+    t = load_file(out / "bkg_train_pythia.safetensors")
+    evt_id = t["evt_id"]
+    np.testing.assert_array_equal(evt_id, np.arange(300))
+    np.testing.assert_allclose(t["weight"], evt_id / 1000.0, rtol=1e-6)
+    mask = t["constituent_mask"]
+    cons = scalers["constituent"].inverse_transform(t["constituents"], mask)
+    eta = scalers["constituent"].input_names.index("eta")
+    expected = np.broadcast_to(marker(evt_id)[:, None], mask.shape)
+    np.testing.assert_allclose(cons[..., eta][mask], expected[mask], atol=1e-5)
+    events = scalers["event"].inverse_transform(t["events"])
+    met = scalers["event"].input_names.index("met")
+    np.testing.assert_allclose(events[:, met], 100.0 + evt_id, rtol=1e-5)
+    # the split selects whole events: validation rows carry their own ids and contents
+    val = t["is_val"]
+    np.testing.assert_allclose(events[val, met], 100.0 + evt_id[val], rtol=1e-5)
+
+
+def test_scalers_fitted_on_training_split_only(store, tmp_path):
+    out = tmp_path / "tensors"
+    config = CONFIG.model_copy(update={"normalizations": "standard"})
+    prepare_inputs(config, store, out, progress=False)
+    train_rows, val_rows = [], []
+    for stem in ("bkg_train_pythia", "bkg_train_herwig"):
+        t = load_file(out / f"{stem}.safetensors")
+        train_rows.append(t["events"][~t["is_val"]])
+        val_rows.append(t["events"][t["is_val"]])
+    names = json.loads((out / "manifest.json").read_text())["features"]["event"]
+    continuous = [i for i, n in enumerate(names) if n not in ("j1_btag",)]
+    train = np.concatenate(train_rows)[:, continuous]
+    np.testing.assert_allclose(train.mean(0), 0.0, atol=1e-5)
+    assert np.abs(np.concatenate(val_rows)[:, continuous].mean(0)).max() > 1e-3
+
+    # the harder signal keeps its higher pt after scaling (scalers are not refitted on it)
+    pt = names.index("j1_pt")
+    sig = load_file(out / "sig_test_svj_m1500.safetensors")["events"][:, pt]
+    bkg = load_file(out / "bkg_test_pythia.safetensors")["events"][:, pt]
+    assert sig.mean() - bkg.mean() > 1.0
+
+
+def test_split_is_seeded():
+    a = split_validation(1000, 0.8, seed=1, stem="bkg_train_pythia")
+    b = split_validation(1000, 0.8, seed=1, stem="bkg_train_pythia")
+    c = split_validation(1000, 0.8, seed=2, stem="bkg_train_pythia")
+    np.testing.assert_array_equal(a, b)
+    assert (a != c).any()
+    assert a.sum() == 200 and c.sum() == 200
+    assert split_validation(2, 0.99, seed=0, stem="x").sum() == 1
+
+
+def test_prepare_split_is_reproducible(store, tmp_path):
+    runs = {}
+    for name, seed in (("a", 7), ("b", 7), ("c", 8)):
+        config = CONFIG.model_copy(update={"seed": seed})
+        prepare_inputs(config, store, tmp_path / name, progress=False)
+        runs[name] = load_file(tmp_path / name / "bkg_train_herwig.safetensors")
+    np.testing.assert_array_equal(runs["a"]["is_val"], runs["b"]["is_val"])
+    np.testing.assert_array_equal(runs["a"]["constituents"], runs["b"]["constituents"])
+    assert (runs["a"]["is_val"] != runs["c"]["is_val"]).any()
+
+
+def test_parquet_store_and_summary(tmp_path):
+    folder = tmp_path / "parquet"
+    chunk = random_chunk(50, 5)
+    write_store(folder, "bkg_train_pythia", chunk, fmt="parquet")
+    config = Config(file_type="parquet", num_jets=2, num_constits=3, input_features="4momentum",
+                    normalizations="log+minmax+sincos")
+    result = prepare_inputs(config, folder, tmp_path / "tensors", progress=False)
+    (summary,) = result.samples
+    kept_jets = int(np.minimum(chunk.num_jets, 2).sum())
+    assert summary.n_jets_dropped == chunk.n_jets - kept_jets
+    assert summary.n_events_padded == int((chunk.num_jets < 2).sum())
+    t = load_file(tmp_path / "tensors" / "bkg_train_pythia.safetensors")
+    assert int(t["jet_mask"].sum()) == kept_jets
+    kept_cons = int(t["constituent_mask"].sum())
+    assert kept_cons + summary.n_constits_truncated + summary.n_constits_in_dropped_jets \
+        == chunk.n_constits
+    assert result.features["jet"] == ["pt", "eta", "phi_sin", "phi_cos", "mass"]
+
+
+def test_store_folder_errors(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        prepare_inputs(CONFIG, tmp_path / "missing", tmp_path / "t", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match=r"empty: no \.h5 store files"):
+        prepare_inputs(CONFIG, tmp_path / "empty", tmp_path / "t", progress=False)
+    only_test = tmp_path / "only_test"
+    write_store(only_test, "bkg_test_pythia", random_chunk(10, 1))
+    with pytest.raises(DataError, match="no bkg_train"):
+        prepare_inputs(CONFIG, only_test, tmp_path / "t", progress=False)
+    bad = tmp_path / "bad"
+    write_store(bad, "pythia_events", random_chunk(10, 1))
+    with pytest.raises(DataError, match=r"pythia_events\.h5: store file name"):
+        prepare_inputs(CONFIG, bad, tmp_path / "t", progress=False)
+    assert not (tmp_path / "t").exists()
