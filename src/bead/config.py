@@ -35,7 +35,7 @@ class Config(BaseModel):
     file_type: Literal["h5", "parquet"] = Field(
         "h5", description="store format written by convert_csv")
     parallel_workers: int = Field(2, ge=1, le=256, description="worker processes for generation")
-    chunk_size: int = Field(20000, ge=1, description="events per chunk when converting CSVs")
+    chunk_size: int = Field(10000, ge=1, description="events per chunk when converting CSVs")
     on_bad_row: Literal["error", "skip"] = Field(
         "error", description="malformed CSV rows: stop with an error, or skip and report counts")
     num_jets: int = Field(3, ge=1, le=64, description="leading jets kept per event")

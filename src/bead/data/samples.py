@@ -1,0 +1,77 @@
+"""Sample file names (SPEC §4.2): which CSVs exist and what flag and generator each one carries.
+
+Names are parsed, never guessed: a CSV whose name does not follow the pattern is an error, so
+no sample silently drops out of training or evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bead.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+FLAGS = ("bkg_train", "bkg_test", "sig_test")
+PATTERN = "<bkg_train|bkg_test|sig_test>_<generator>[_<tag>].csv[.gz]"
+
+_NAME = re.compile(
+    r"^(?P<flag>bkg_train|bkg_test|sig_test)_(?P<generator>[A-Za-z0-9]+)(?:_(?P<tag>.+))?"
+    r"\.csv(?:\.gz)?$"
+)
+_CSV_SUFFIXES = (".csv", ".csv.gz")
+
+
+@dataclass(frozen=True)
+class SampleName:
+    """The parts of a sample file name; ``stem`` names the store file made from it."""
+
+    flag: str
+    generator: str
+    tag: str | None
+    stem: str
+
+
+def parse_sample_name(path: Path | str) -> SampleName:
+    """Split ``<flag>_<generator>[_<tag>].csv[.gz]`` into its parts."""
+    name = Path(path).name
+    match = _NAME.match(name)
+    if match is None:
+        raise DataError(f"{path}: sample file name must look like {PATTERN}")
+    stem = name.removesuffix(".gz").removesuffix(".csv")
+    return SampleName(match["flag"], match["generator"], match["tag"], stem)
+
+
+def _is_csv(path: Path) -> bool:
+    return path.name.lower().endswith(_CSV_SUFFIXES)
+
+
+def discover_csvs(csv_dir: Path) -> list[Path]:
+    """All sample CSVs in ``csv_dir``, sorted; every CSV there must have a valid sample name."""
+    csv_dir = Path(csv_dir)
+    if not csv_dir.is_dir():
+        raise DataError(f"{csv_dir}: CSV folder does not exist")
+    files = sorted(p for p in csv_dir.iterdir() if p.is_file() and not p.name.startswith("."))
+    csvs = [p for p in files if _is_csv(p)]
+    ignored = [p.name for p in files if not _is_csv(p)]
+    if ignored:
+        logger.warning("%s: ignoring files that are not CSVs: %s", csv_dir, ", ".join(ignored))
+    if not csvs:
+        raise DataError(f"{csv_dir}: no CSV files (*.csv, *.csv.gz) found")
+    bad = [p.name for p in csvs if _NAME.match(p.name) is None]
+    if bad:
+        raise DataError(
+            f"{csv_dir}: file names not of the form {PATTERN}: {', '.join(bad)}"
+        )
+    stems: dict[str, str] = {}
+    for p in csvs:
+        stem = parse_sample_name(p).stem
+        if stem in stems:
+            raise DataError(
+                f"{csv_dir}: {stems[stem]} and {p.name} would both be stored as '{stem}'"
+            )
+        stems[stem] = p.name
+    return csvs

@@ -1,0 +1,148 @@
+"""The HDF5/Parquet event store (SPEC §4.3): round trips, open readers, atomic writes."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import awkward as ak
+import h5py
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from bead.data.events import EventChunk
+from bead.data.store import StoreWriter, read_store, store_suffix
+from bead.errors import DataError, UsageError
+
+
+def make_chunk(first_id: int, num_jets: list[int], seed: int) -> EventChunk:
+    """Random events; includes events without jets and jets without constituents."""
+    rng = np.random.default_rng(seed)
+    n_ev, n_jets = len(num_jets), sum(num_jets)
+    constits = rng.integers(0, 5, n_jets)
+    n_con = int(constits.sum())
+    return EventChunk(
+        evt_id=first_id + 2 * np.arange(n_ev),  # gaps, as after skipped rows
+        evt_weight=rng.uniform(1e-9, 1e-6, n_ev),
+        met=rng.uniform(0, 300, n_ev),
+        met_phi=rng.uniform(-np.pi, np.pi, n_ev),
+        num_jets=np.array(num_jets, dtype=np.int64),
+        jet_num_constits=constits.astype(np.int64),
+        jet_btag=rng.integers(0, 2, n_jets),
+        con_pid=rng.choice([22, 211, -211, 130, 11, -13], n_con),
+        con_pt=rng.exponential(10.0, n_con),
+        con_eta=rng.normal(0, 1, n_con),
+        con_phi=rng.uniform(-np.pi, np.pi, n_con),
+    )
+
+
+CHUNKS = [make_chunk(0, [2, 0, 3, 1], seed=1), make_chunk(8, [1, 4, 2], seed=2)]
+
+
+def assert_same(a: EventChunk, b: EventChunk) -> None:
+    for f in fields(EventChunk):
+        got, want = getattr(b, f.name), getattr(a, f.name)
+        assert got.dtype == want.dtype, f.name
+        np.testing.assert_array_equal(got, want, err_msg=f.name)
+
+
+def write(path: Path, fmt: str, chunks: list[EventChunk] = CHUNKS) -> Path:
+    with StoreWriter(path, fmt, source="bkg_train_x.csv") as writer:
+        for chunk in chunks:
+            writer.append(chunk)
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["h5", "parquet"])
+def test_round_trip(tmp_path: Path, fmt: str) -> None:
+    path = write(tmp_path / f"bkg_train_x{store_suffix(fmt)}", fmt)
+    assert_same(EventChunk.concatenate(CHUNKS), read_store(path))
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left behind
+
+
+def test_h5_tables_have_named_integer_columns(tmp_path: Path) -> None:
+    chunk = EventChunk.concatenate(CHUNKS)
+    path = write(tmp_path / "s.h5", "h5")
+    with h5py.File(path, "r") as h5:
+        assert h5.attrs["source"] == "bkg_train_x.csv"
+        assert h5.attrs["format_version"] == 1
+        events, jets, cons = h5["events"][()], h5["jets"][()], h5["constituents"][()]
+        assert h5["constituents"].compression is not None
+    assert events.dtype.names == ("evt_id", "evt_weight", "met", "met_phi", "num_jets")
+    assert jets.dtype.names == ("evt_id", "jet_index", "num_constits", "b_tagged", "jet_pt",
+                                "jet_eta", "jet_phi")
+    assert cons.dtype.names == ("evt_id", "jet_index", "constituent_index", "particle_id", "pt",
+                                "eta", "phi")
+    for table, name in ((events, "evt_id"), (jets, "jet_index"), (cons, "particle_id")):
+        assert table.dtype[name].kind == "i"
+    np.testing.assert_array_equal(jets["evt_id"], [0, 0, 4, 4, 4, 6, 8, 10, 10, 10, 10, 12, 12])
+    np.testing.assert_array_equal(jets["jet_index"], [0, 1, 0, 1, 2, 0, 0, 0, 1, 2, 3, 0, 1])
+    pt, eta, phi, _ = chunk.jet_kinematics()
+    np.testing.assert_allclose(jets["jet_pt"], pt)
+    np.testing.assert_allclose(jets["jet_eta"], eta)
+    np.testing.assert_allclose(jets["jet_phi"], phi)
+    # constituent rows point at their jet and keep their order within it
+    owner = chunk.constit_jet_index()
+    np.testing.assert_array_equal(cons["evt_id"], jets["evt_id"][owner])
+    np.testing.assert_array_equal(cons["jet_index"], jets["jet_index"][owner])
+    np.testing.assert_array_equal(cons["constituent_index"], chunk.constit_index_in_jet())
+
+
+def test_parquet_is_a_jagged_record_for_awkward_and_pyarrow(tmp_path: Path) -> None:
+    chunk = EventChunk.concatenate(CHUNKS)
+    path = write(tmp_path / "s.parquet", "parquet")
+    assert pq.ParquetFile(path).metadata.num_row_groups == 2  # one per appended chunk
+    events = ak.from_parquet(path)
+    assert str(ak.type(events.jets.constituents.particle_id)) == "7 * var * var * int32"
+    np.testing.assert_array_equal(ak.num(events.jets, axis=1), chunk.num_jets)
+    np.testing.assert_array_equal(ak.flatten(events.jets.constituents.pt, axis=None),
+                                  chunk.con_pt)
+    np.testing.assert_array_equal(events.evt_id, chunk.evt_id)
+    table = pq.read_table(path)
+    assert table.column("jets").to_pylist()[1] == []
+    assert table.schema.metadata[b"bead.source"] == b"bkg_train_x.csv"
+
+
+@pytest.mark.parametrize("fmt", ["h5", "parquet"])
+def test_exception_mid_write_leaves_no_file(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"s{store_suffix(fmt)}"
+    with pytest.raises(RuntimeError, match="boom"), StoreWriter(path, fmt) as writer:
+        writer.append(CHUNKS[0])
+        raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["h5", "parquet"])
+def test_failed_rewrite_keeps_the_old_file(tmp_path: Path, fmt: str) -> None:
+    path = write(tmp_path / f"s{store_suffix(fmt)}", fmt, CHUNKS[:1])
+    with pytest.raises(RuntimeError, match="boom"), StoreWriter(path, fmt) as writer:
+        writer.append(CHUNKS[1])
+        raise RuntimeError("boom")
+    assert_same(CHUNKS[0], read_store(path))
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    write(path, fmt, CHUNKS[1:])  # a completed rewrite replaces it
+    assert_same(CHUNKS[1], read_store(path))
+
+
+def test_formats_and_bad_files(tmp_path: Path) -> None:
+    assert (store_suffix("h5"), store_suffix("parquet")) == (".h5", ".parquet")
+    with pytest.raises(UsageError, match="store format"):
+        store_suffix("root")
+    with pytest.raises(UsageError, match="store format"):
+        StoreWriter(tmp_path / "s.csv", "csv")
+    with pytest.raises(DataError, match="does not exist"):
+        read_store(tmp_path / "missing.h5")
+    (tmp_path / "s.root").write_text("x")
+    with pytest.raises(DataError, match="unknown store suffix"):
+        read_store(tmp_path / "s.root")
+    (tmp_path / "junk.h5").write_text("not hdf5")
+    with pytest.raises(DataError, match=r"junk\.h5: not a readable BEAD HDF5 store"):
+        read_store(tmp_path / "junk.h5")
+    (tmp_path / "junk.parquet").write_text("not parquet")
+    with pytest.raises(DataError, match=r"junk\.parquet: not a readable BEAD Parquet store"):
+        read_store(tmp_path / "junk.parquet")
+    with h5py.File(tmp_path / "old.h5", "w") as h5:
+        h5.create_dataset("events", data=np.zeros(1))
+    with pytest.raises(DataError, match=r"old\.h5: store format version None"):
+        read_store(tmp_path / "old.h5")
