@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from bead.cli import main
-from bead.pipeline import parse_chain
 from bead.errors import UsageError
+from bead.pipeline import parse_chain
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from bead.config import (
     Config,
@@ -28,7 +29,7 @@ def test_toml_round_trip_has_every_key_with_a_comment(tmp_path: Path) -> None:
 
 def test_config_is_immutable() -> None:
     config = Config()
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         config.epochs = 3  # type: ignore[misc]
 
 
