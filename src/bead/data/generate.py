@@ -106,7 +106,11 @@ class GenerationSettings:
 
 @dataclass(frozen=True)
 class GeneratedSample:
-    """One CSV written by :func:`generate_samples`, with its generation speed."""
+    """One CSV written by :func:`generate_samples`.
+
+    ``seconds`` is the wall time spent waiting for and writing this sample; with several
+    workers the samples are generated concurrently, so the overall rate is logged separately.
+    """
 
     path: Path
     n_events: int
@@ -521,19 +525,27 @@ def generate_samples(settings: GenerationSettings, csv_dir: Path, workers: int =
                TextColumn("blocks"), TimeRemainingColumn())
     results = []
     try:
+        t0 = time.perf_counter()
+        plan = [(sample, _blocks(sample, settings)) for sample in _sample_plan(settings)]
+        # Every block of every sample is queued at once, so workers never idle while one
+        # sample's last block finishes; files are still written sample by sample, in order.
+        queued = [[executor.submit(_run_block, b) for b in blocks] if executor else None
+                  for _, blocks in plan]
         with Progress(*columns, disable=not progress) as bar:
-            for sample in _sample_plan(settings):
-                blocks = _blocks(sample, settings)
+            for (sample, blocks), futures in zip(plan, queued, strict=True):
                 task = bar.add_task(sample.name, total=len(blocks))
                 start = time.perf_counter()
                 path = csv_dir / f"{sample.name}.csv"
-                chunks = _block_results(blocks, executor, lambda t=task: bar.advance(t))
+                chunks = _block_results(blocks, futures, lambda t=task: bar.advance(t))
                 n_written = write_bead_csv(path, chunks)
                 seconds = time.perf_counter() - start
                 rate = n_written / seconds if seconds > 0 else float("inf")
-                logger.info("%s: %d events in %.1f s (%.1f events/s)", path.name, n_written,
-                            seconds, rate)
+                logger.info("%s: %d events", path.name, n_written)
                 results.append(GeneratedSample(path, n_written, seconds, rate))
+        total = sum(r.n_events for r in results)
+        wall = time.perf_counter() - t0
+        logger.info("generated %d events in %.1f s: %.1f events/s with %d worker(s)", total,
+                    wall, total / wall if wall > 0 else float("inf"), workers)
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -553,11 +565,10 @@ def _run_block(block: _Block) -> EventChunk:
                            block.seed_key)
 
 
-def _block_results(blocks: list[_Block], executor: ProcessPoolExecutor | None,
+def _block_results(blocks: list[_Block], futures: list[Future[EventChunk]] | None,
                    advance: Callable[[], None]) -> Iterator[EventChunk]:
-    """Chunks of ``blocks`` in block order, with event ids continuing across blocks."""
-    futures: list[Future[EventChunk]] | None = (
-        [executor.submit(_run_block, b) for b in blocks] if executor is not None else None)
+    """Chunks of ``blocks`` in block order (from ``futures`` when running in workers), with
+    event ids continuing across blocks."""
     first_id = 0
     for k, block in enumerate(blocks):
         try:
