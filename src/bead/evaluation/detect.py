@@ -1,0 +1,146 @@
+"""Scoring of the test samples with the trained model (SPEC §9).
+
+The model is rebuilt from ``models/model.json`` with the weights of ``best.pt`` and run in eval
+mode (a VAE uses its posterior mean), so two runs give identical scores. Every loss component is
+a per-event score; the loss is the one the model was trained with.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bead.config import Config
+from bead.errors import DataError
+from bead.evaluation.metrics import compute_metrics
+from bead.evaluation.scores import ScoreTable, write_scores
+from bead.fileio import atomic_write_json
+from bead.losses.base import BeadLoss
+from bead.losses.registry import build_loss
+from bead.models.base import BeadModel
+from bead.training.checkpoint import ModelSpec, load_trained_model
+from bead.training.data import ModelInputs, SampleEntry, load_sample, read_manifest
+from bead.training.runtime import Runtime, deterministic_algorithms, make_runtime, seed_everything
+from bead.training.trainer import EVAL_BATCH, batch_slices
+
+log = logging.getLogger(__name__)
+
+SCORES_FILE = "scores.h5"
+METRICS_FILE = "metrics.json"
+
+
+def score_events(
+    model: BeadModel, loss: BeadLoss, inputs: ModelInputs, runtime: Runtime,
+    batch_size: int = EVAL_BATCH, on_batch: Callable[[int], None] | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-event loss components and latents of ``inputs`` (kept on the CPU, batches sent to
+    the device one at a time so memory stays bounded)."""
+    model.eval()
+    scores: dict[str, list[np.ndarray]] = {}
+    latents: list[np.ndarray] = []
+    with torch.no_grad():
+        for idx in batch_slices(len(inputs), batch_size):
+            batch = inputs.select(idx).to(runtime.device)
+            out = model(batch.x, batch.mask)
+            result = loss(batch.x, batch.mask, out, None)
+            if out.latent is None:
+                raise DataError(f"model {type(model).__name__} returned no latent vector")
+            for name, values in result.components.items():
+                scores.setdefault(name, []).append(values.float().cpu().numpy())
+            latents.append(out.latent.float().cpu().numpy())
+            if on_batch is not None:
+                on_batch(len(idx))
+    return ({name: np.concatenate(parts) for name, parts in scores.items()},
+            np.concatenate(latents))
+
+
+def _check_shape(inputs: ModelInputs, spec: ModelSpec, entry: SampleEntry) -> None:
+    got, expected = tuple(inputs.x.shape[1:]), (spec.n_slots, spec.n_features)
+    if got != expected:
+        raise DataError(f"sample '{entry.stem}' has inputs of shape {list(got)} but the model "
+                        f"was trained on {list(expected)} (rerun prepare_inputs or train)")
+
+
+def _warn_on_config_drift(config: Config, spec: ModelSpec) -> None:
+    for key, trained in (("model_name", spec.model_name), ("loss_function", spec.loss_function),
+                         ("input_level", spec.input_level),
+                         ("latent_space_size", spec.latent_dim)):
+        if getattr(config, key) != trained:
+            log.warning("config %s = %r but the trained model used %r; scoring the trained "
+                        "model (retrain to apply the config)", key, getattr(config, key), trained)
+
+
+def detect(
+    config: Config, tensors_dir: Path, models_dir: Path, results_dir: Path,
+    progress: bool = True, runtime: Runtime | None = None,
+) -> dict[str, Any]:
+    """Score every bkg_test and sig_test sample; write scores.h5 and metrics.json.
+
+    Returns the metrics. Without a signal sample the scores are still written and the metrics
+    only hold the generator separation.
+    """
+    runtime = runtime or make_runtime(config)
+    tensors_dir, results_dir = Path(tensors_dir), Path(results_dir)
+    model, spec = load_trained_model(Path(models_dir), runtime.device)
+    _warn_on_config_drift(config, spec)
+    loss = build_loss(spec.loss_function, spec.reg_param)
+    manifest = read_manifest(tensors_dir)
+    background, signals = manifest.of_flag("bkg_test"), manifest.of_flag("sig_test")
+    if not background:
+        raise DataError(f"{manifest.path}: no bkg_test sample to score (add bkg_test_*.csv "
+                        "files and rerun convert_csv and prepare_inputs)")
+    if not signals:
+        log.warning("no sig_test sample: writing background scores and generator separation "
+                    "only")
+    entries = background + signals
+    generator_names = list(manifest.generators)
+    generator_names += sorted({e.generator for e in entries} - set(generator_names))
+
+    columns: dict[str, list[np.ndarray]] = {}
+    score_parts: dict[str, list[np.ndarray]] = {}
+    columns_bar = (TextColumn("[bold]detect"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("events"), TimeElapsedColumn())
+    bar = Progress(*columns_bar, console=Console(stderr=True), disable=not progress)
+    with deterministic_algorithms(config.deterministic_algorithm), bar:
+        seed_everything(config.seed)
+        task = bar.add_task("detect", total=sum(e.n_events for e in entries))
+        for index, entry in enumerate(entries):
+            inputs, _ = load_sample(tensors_dir, entry, spec.input_level)
+            _check_shape(inputs, spec, entry)
+            scores, latent = score_events(
+                model, loss, inputs, runtime, max(EVAL_BATCH, config.batch_size),
+                on_batch=lambda n: bar.advance(task, n))
+            n, is_signal = len(inputs), entry.flag == "sig_test"
+            for key, values in (
+                ("label", np.full(n, int(is_signal), np.int8)),
+                ("weight", inputs.weight.numpy()),
+                ("evt_id", inputs.evt_id.numpy()),
+                ("sample_index", np.full(n, index, np.int16)),
+                ("generator_index", np.full(n, generator_names.index(entry.generator),
+                                            np.int16)),
+                ("latent", latent),
+            ):
+                columns.setdefault(key, []).append(values)
+            for name, values in scores.items():
+                score_parts.setdefault(name, []).append(values)
+            log.info("scored %s: %d events", entry.stem, n)
+    table = ScoreTable(
+        **{key: np.concatenate(parts) for key, parts in columns.items()},
+        scores={name: np.concatenate(parts) for name, parts in score_parts.items()},
+        sample_names=[e.stem for e in entries], generator_names=generator_names,
+        signal_samples=[e.stem for e in signals])
+    write_scores(results_dir / SCORES_FILE, table)
+    metrics = compute_metrics(table)
+    atomic_write_json(results_dir / METRICS_FILE, metrics)
+    if signals:
+        area = metrics["per_signal"]["total"]["all_signals"]["auc"]
+        log.info("wrote %s and %s (AUC of the total loss, all signals: %s)", SCORES_FILE,
+                 METRICS_FILE, "n/a" if area is None else f"{area:.4f}")
+    return metrics

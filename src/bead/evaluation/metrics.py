@@ -1,0 +1,141 @@
+"""Separation metrics of anomaly scores (SPEC §9): ROC AUC, signal efficiency at fixed
+background efficiency, maximum significance improvement, and how well a score tells the
+background generators apart.
+
+Conventions:
+- Higher score = more signal-like. Event weights are honoured; negative weights (NLO
+  generators) are set to zero here, since a ROC curve needs non-negative weights to be monotonic.
+- Statistical floor: a background efficiency below ``1 / N_eff`` cannot be resolved, where
+  ``N_eff = (Σw)² / Σw²`` is the effective number of background events (N for unit weights).
+  Signal efficiencies at such working points are null rather than extrapolated, and the maximum
+  SIC only looks at ROC points with eps_b >= 1 / N_eff, where eps_s / sqrt(eps_b) would
+  otherwise diverge on a single background event.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import auc, roc_auc_score, roc_curve
+
+from bead.evaluation.scores import ScoreTable
+
+log = logging.getLogger(__name__)
+
+BKG_EFFICIENCIES = (1e-1, 1e-2, 1e-3, 1e-4)
+ALL_SIGNALS = "all_signals"
+
+
+def efficiency_key(eff: float) -> str:
+    """``1e-01`` style keys of metrics.json."""
+    return f"{eff:.0e}"
+
+
+def _empty_summary() -> dict[str, Any]:
+    return {"auc": None, "eff_s": {efficiency_key(e): None for e in BKG_EFFICIENCIES},
+            "max_sic": None}
+
+
+def _usable(label: np.ndarray, weight: np.ndarray) -> bool:
+    return bool(weight[label == 1].sum() > 0 and weight[label == 0].sum() > 0)
+
+
+def effective_count(weight: np.ndarray) -> float:
+    """Kish's effective sample size (Σw)² / Σw²."""
+    sq = float(np.sum(weight * weight))
+    return float(np.sum(weight)) ** 2 / sq if sq > 0 else 0.0
+
+
+def tpr_at(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
+    """Signal efficiency at background efficiency ``target``, linear between ROC points.
+
+    On a vertical stretch of the ROC (several points at ``target``) the highest efficiency,
+    which the best threshold reaches, is returned.
+    """
+    i = int(np.searchsorted(fpr, target, side="right")) - 1
+    if fpr[i] == target or i == len(fpr) - 1:
+        return float(tpr[i])
+    frac = (target - fpr[i]) / (fpr[i + 1] - fpr[i])
+    return float(tpr[i] + frac * (tpr[i + 1] - tpr[i]))
+
+
+def roc_summary(label: np.ndarray, score: np.ndarray, weight: np.ndarray) -> dict[str, Any]:
+    """AUC, eff_s at each of BKG_EFFICIENCIES and max SIC of ``score`` for label 1 vs 0."""
+    label = np.asarray(label)
+    weight = np.clip(np.asarray(weight, dtype=np.float64), 0.0, None)
+    score = np.asarray(score, dtype=np.float64)
+    if not _usable(label, weight) or not np.all(np.isfinite(score)):
+        return _empty_summary()
+    fpr, tpr, _ = roc_curve(label, score, sample_weight=weight, drop_intermediate=False)
+    area = float(auc(fpr, tpr))  # what roc_auc_score computes, without sorting twice
+    floor = 1.0 / effective_count(weight[label == 0])
+    resolvable = fpr >= floor * (1 - 1e-9)
+    eff_s = {efficiency_key(e): tpr_at(fpr, tpr, e) if e >= floor * (1 - 1e-9) else None
+             for e in BKG_EFFICIENCIES}
+    sic = tpr[resolvable] / np.sqrt(fpr[resolvable])
+    return {"auc": area, "eff_s": eff_s, "max_sic": float(sic.max()) if sic.size else None}
+
+
+def separation_auc(
+    score_a: np.ndarray, weight_a: np.ndarray, score_b: np.ndarray, weight_b: np.ndarray
+) -> float | None:
+    """AUC with sample A as the positive class: P(score_A > score_B); 0.5 = indistinguishable."""
+    label = np.concatenate([np.ones(len(score_a), np.int8), np.zeros(len(score_b), np.int8)])
+    weight = np.clip(np.concatenate([weight_a, weight_b]).astype(np.float64), 0.0, None)
+    score = np.concatenate([score_a, score_b]).astype(np.float64)
+    if not _usable(label, weight) or not np.all(np.isfinite(score)):
+        return None
+    return float(roc_auc_score(label, score, sample_weight=weight))
+
+
+def _signal_summaries(
+    table: ScoreTable, score: np.ndarray, background: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    """ROC summaries of the ``background`` events against each signal and all signals."""
+    out: dict[str, dict[str, Any]] = {}
+    is_signal = table.label == 1
+    for stem in [*table.signal_samples, ALL_SIGNALS]:
+        if stem == ALL_SIGNALS:
+            signal = is_signal
+        else:
+            signal = is_signal & (table.sample_index == table.sample_names.index(stem))
+        keep = background | signal
+        out[stem] = roc_summary(table.label[keep], score[keep], table.weight[keep])
+    return out
+
+
+def background_generators(table: ScoreTable) -> list[str]:
+    """Generators that have background events in the table, in generator-index order."""
+    present = set(np.unique(table.generator_index[table.label == 0]).tolist())
+    return [g for i, g in enumerate(table.generator_names) if i in present]
+
+
+def compute_metrics(table: ScoreTable) -> dict[str, Any]:
+    """Every metric of formats §5 for every score of ``table``."""
+    if np.any(table.weight < 0):
+        log.warning("%d events have negative weights; they count as zero in the metrics",
+                    int(np.sum(table.weight < 0)))
+    generators = background_generators(table)
+    is_bkg = table.label == 0
+    gen_masks = {g: is_bkg & (table.generator_index == table.generator_names.index(g))
+                 for g in generators}
+    signals = table.signal_samples
+    metrics: dict[str, Any] = {"scores": list(table.scores), "signals": list(signals),
+                               "generators": generators, "per_signal": {},
+                               "per_generator": {}, "generator_separation": {}}
+    for name, score in table.scores.items():
+        if not np.all(np.isfinite(score)):
+            log.warning("score '%s' has %d non-finite values: its metrics are null", name,
+                        int(np.sum(~np.isfinite(score))))
+        metrics["per_signal"][name] = _signal_summaries(table, score, is_bkg) if signals else {}
+        metrics["per_generator"][name] = {
+            g: _signal_summaries(table, score, mask) if signals else {}
+            for g, mask in gen_masks.items()}
+        metrics["generator_separation"][name] = {
+            f"{a}_vs_{b}": separation_auc(score[gen_masks[a]], table.weight[gen_masks[a]],
+                                          score[gen_masks[b]], table.weight[gen_masks[b]])
+            for a, b in itertools.combinations(generators, 2)}
+    return metrics

@@ -1,0 +1,100 @@
+"""What training leaves in ``models/`` (model.json, best.pt, last.pt, epoch_<n>.pt) and how
+later modes rebuild a trained model from it. Files are torch state dicts of plain types, so they
+load with ``weights_only=True``; every write is atomic."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from bead.config import Config
+from bead.errors import DataError
+from bead.fileio import atomic_path, atomic_write_json
+from bead.models.base import BeadModel
+from bead.models.registry import build_model
+
+MODEL_JSON = "model.json"
+BEST = "best.pt"
+LAST = "last.pt"
+
+
+def epoch_file(epoch: int) -> str:
+    return f"epoch_{epoch}.pt"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Enough to rebuild the trained model and the loss it was trained with."""
+
+    model_name: str
+    n_slots: int
+    n_features: int
+    latent_dim: int
+    input_level: str
+    loss_function: str
+    reg_param: float
+    model_init: str
+
+    @classmethod
+    def from_config(cls, config: Config, n_slots: int, n_features: int) -> ModelSpec:
+        return cls(model_name=config.model_name, n_slots=n_slots, n_features=n_features,
+                   latent_dim=config.latent_space_size, input_level=config.input_level,
+                   loss_function=config.loss_function, reg_param=config.reg_param,
+                   model_init=config.model_init)
+
+    def build(self) -> BeadModel:
+        return build_model(self.model_name, self.n_slots, self.n_features, self.latent_dim,
+                           self.model_init)
+
+
+def write_model_spec(models_dir: Path, spec: ModelSpec) -> None:
+    atomic_write_json(Path(models_dir) / MODEL_JSON, asdict(spec))
+
+
+def read_model_spec(models_dir: Path) -> ModelSpec:
+    """The spec in ``model.json``; DataError when there is no (valid) trained model."""
+    path = Path(models_dir) / MODEL_JSON
+    if not path.is_file():
+        raise DataError(f"{path}: no trained model found (run train first)")
+    try:
+        return ModelSpec(**json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError) as err:
+        raise DataError(f"{path}: malformed model description: {err}") from None
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_torch(path: Path, device: torch.device | str = "cpu") -> Any:
+    """Load a checkpoint safely (``weights_only``); a damaged file is a DataError."""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: checkpoint not found (run train first)")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises several types for damaged or unsafe files
+        raise DataError(f"{path}: cannot load checkpoint: {err}") from None
+
+
+def clone_state(model: torch.nn.Module) -> dict[str, Tensor]:
+    """A detached copy of the model's weights, to keep the best epoch's state in memory."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def load_trained_model(models_dir: Path, device: torch.device) -> tuple[BeadModel, ModelSpec]:
+    """Rebuild the model of ``model.json`` with the weights of ``best.pt``, in eval mode."""
+    spec = read_model_spec(models_dir)
+    model = spec.build()
+    state = load_torch(Path(models_dir) / BEST, device="cpu")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise DataError(f"{Path(models_dir) / BEST}: weights do not fit {MODEL_JSON} "
+                        f"({str(err).splitlines()[0]})") from None
+    return model.to(device).eval(), spec

@@ -1,0 +1,153 @@
+"""Model-ready tensors on disk (written by prepare_inputs) to in-memory model inputs.
+
+Everything stays a tensor: samples are concatenated once and later batched by index, so the
+training and scoring loops never touch single events in Python.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+from torch import Tensor
+
+from bead.errors import DataError
+
+INPUT_LEVELS = ("event", "jet", "constituent")
+_LEVEL_KEYS = {"constituent": ("constituents", "constituent_mask"), "jet": ("jets", "jet_mask")}
+_COMMON_KEYS = ("weight", "evt_id")
+
+
+@dataclass(frozen=True)
+class SampleEntry:
+    """One sample of the manifest."""
+
+    stem: str
+    flag: str
+    generator: str
+    tag: str | None
+    file: str
+    n_events: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What prepare_inputs wrote: the samples and the background generator labels."""
+
+    path: Path
+    generators: list[str]
+    samples: list[SampleEntry]
+
+    def of_flag(self, flag: str) -> list[SampleEntry]:
+        return [s for s in self.samples if s.flag == flag]
+
+
+def read_manifest(tensors_dir: Path) -> Manifest:
+    """Read ``manifest.json``; a missing or malformed one is a DataError naming the problem."""
+    path = Path(tensors_dir) / "manifest.json"
+    if not path.is_file():
+        raise DataError(f"{path}: manifest not found (run prepare_inputs first)")
+    try:
+        raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        samples = [
+            SampleEntry(stem=s["stem"], flag=s["flag"], generator=s["generator"],
+                        tag=s.get("tag"), file=s["file"], n_events=int(s["n_events"]))
+            for s in raw["samples"]
+        ]
+        generators = [str(g) for g in raw["generators"]]
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: invalid JSON: {err}") from None
+    except (KeyError, TypeError, ValueError) as err:
+        raise DataError(f"{path}: malformed manifest ({type(err).__name__}: {err})") from None
+    return Manifest(path=path, generators=generators, samples=samples)
+
+
+@dataclass
+class ModelInputs:
+    """Inputs of a set of events: ``x [N, S, F]``, ``mask [N, S]`` and per-event columns."""
+
+    x: Tensor
+    mask: Tensor
+    weight: Tensor
+    evt_id: Tensor
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def select(self, index: Tensor) -> ModelInputs:
+        return ModelInputs(self.x[index], self.mask[index], self.weight[index],
+                           self.evt_id[index])
+
+    def to(self, device: torch.device) -> ModelInputs:
+        return ModelInputs(self.x.to(device), self.mask.to(device), self.weight.to(device),
+                           self.evt_id.to(device))
+
+    @staticmethod
+    def cat(parts: list[ModelInputs]) -> ModelInputs:
+        return ModelInputs(*(torch.cat([getattr(p, k) for p in parts])
+                             for k in ("x", "mask", "weight", "evt_id")))
+
+
+def _require(tensors: dict[str, Tensor], keys: tuple[str, ...], path: Path) -> None:
+    missing = [k for k in keys if k not in tensors]
+    if missing:
+        raise DataError(f"{path}: missing tensor(s) {', '.join(missing)} "
+                        "(rerun prepare_inputs)")
+
+
+def load_sample(
+    tensors_dir: Path, entry: SampleEntry, input_level: str
+) -> tuple[ModelInputs, dict[str, Tensor]]:
+    """Load one sample's model inputs for ``input_level``, and every raw tensor of its file."""
+    if input_level not in INPUT_LEVELS:
+        raise DataError(f"input_level '{input_level}' is not one of {', '.join(INPUT_LEVELS)}")
+    path = Path(tensors_dir) / entry.file
+    if not path.is_file():
+        raise DataError(f"{path}: tensor file of sample '{entry.stem}' not found "
+                        "(rerun prepare_inputs)")
+    tensors = load_file(str(path), device="cpu")
+    if input_level == "event":
+        _require(tensors, ("events", *_COMMON_KEYS), path)
+        x = tensors["events"][:, None, :]
+        mask = torch.ones(x.shape[:2], dtype=torch.bool)
+    else:
+        x_key, mask_key = _LEVEL_KEYS[input_level]
+        _require(tensors, (x_key, mask_key, *_COMMON_KEYS), path)
+        x, mask = tensors[x_key], tensors[mask_key].to(torch.bool)
+    inputs = ModelInputs(x.to(torch.float32), mask, tensors["weight"].to(torch.float32),
+                         tensors["evt_id"].to(torch.int64))
+    if x.dim() != 3 or mask.shape != x.shape[:2] or len(inputs.weight) != len(x):
+        raise DataError(f"{path}: inconsistent shapes: x {list(x.shape)}, mask "
+                        f"{list(mask.shape)}, weight {list(inputs.weight.shape)}")
+    return inputs, tensors
+
+
+def load_training_split(
+    tensors_dir: Path, input_level: str, device: torch.device
+) -> tuple[ModelInputs, ModelInputs]:
+    """All ``bkg_train`` samples, concatenated and split by ``is_val``, on ``device``."""
+    manifest = read_manifest(tensors_dir)
+    entries = manifest.of_flag("bkg_train")
+    if not entries:
+        raise DataError(f"{manifest.path}: no bkg_train sample to train on")
+    parts, flags = [], []
+    for entry in entries:
+        inputs, tensors = load_sample(tensors_dir, entry, input_level)
+        _require(tensors, ("is_val",), Path(tensors_dir) / entry.file)
+        parts.append(inputs)
+        flags.append(tensors["is_val"].to(torch.bool))
+    shapes = {tuple(p.x.shape[1:]) for p in parts}
+    if len(shapes) > 1:
+        raise DataError(f"{manifest.path}: bkg_train samples have different input shapes "
+                        f"{sorted(shapes)} (rerun prepare_inputs)")
+    data, is_val = ModelInputs.cat(parts), torch.cat(flags)
+    train, val = data.select(~is_val), data.select(is_val)
+    for name, split in (("training", train), ("validation", val)):
+        if len(split) == 0:
+            raise DataError(f"{manifest.path}: the bkg_train samples have no {name} events "
+                            "(more events or another train_size needed)")
+    return train.to(device), val.to(device)
