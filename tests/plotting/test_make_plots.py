@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import matplotlib.pyplot as plt
 import pytest
-from conftest import SCORES, write_all, write_history, write_scores
+from plot_inputs import SCORES, write_all, write_history, write_scores
 
 from bead.config import Config
 from bead.errors import DataError, MissingExtraError, UsageError
