@@ -24,7 +24,7 @@ from bead.evaluation.scores import read_scores
 from bead.training.trainer import train
 
 CONFIG = small_config(model_name="Planar_ConvVAE", loss_function="VAEFlowLoss")
-COMPONENTS = {"reco", "log_q0", "log_pk", "ldj", "kl", "total"}
+COMPONENTS = {"reco", "log_q0", "neg_ldj", "nll_pk", "kl", "total"}
 
 
 @pytest.fixture(scope="module")

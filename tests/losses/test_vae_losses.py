@@ -68,7 +68,7 @@ def test_flow_elbo_without_flow_equals_vae_loss_in_expectation() -> None:
     x, mask = torch.zeros(len(out.mu), 1, 1), torch.ones(len(out.mu), 1, dtype=torch.bool)
     flow = build_loss("VAEFlowLoss", reg_param=1.0)(x, mask, out)
     vae = build_loss("VAELoss", reg_param=1.0)(x, mask, out)
-    assert torch.all(flow.components["ldj"] == 0)
+    assert torch.all(flow.components["neg_ldj"] == 0)
     flow_kl = flow.components["kl"].view(n, 2).mean(0)
     vae_kl = vae.components["kl"].view(n, 2).mean(0)
     torch.testing.assert_close(flow_kl, vae_kl, atol=2e-2, rtol=0)
@@ -166,3 +166,14 @@ def test_bf16_autocast_gives_float32_components() -> None:
     assert all(c.dtype == torch.float32 for c in result.components.values())
     assert torch.isfinite(result.total)
     result.total.backward()
+
+
+def test_flow_kl_terms_add_up_and_nll_pk_grows_away_from_the_prior() -> None:
+    x, mask = toy_batch()
+    out = build_model("Planar_ConvVAE", S, F, L).eval()(x, mask)
+    comps = build_loss("VAEFlowLoss", reg_param=1.0)(x, mask, out).components
+    torch.testing.assert_close(comps["kl"], comps["log_q0"] + comps["neg_ldj"] + comps["nll_pk"])
+    far = ModelOutput(recon=out.recon, mu=out.mu, logvar=out.logvar, z0=out.z0,
+                      zk=out.zk + 5.0, ldj=out.ldj)
+    far_comps = build_loss("VAEFlowLoss", reg_param=1.0)(x, mask, far).components
+    assert torch.all(far_comps["nll_pk"] > comps["nll_pk"])

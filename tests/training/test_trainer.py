@@ -86,7 +86,7 @@ def test_history_files_hold_every_component(tmp_path, tensors):
     run(tmp_path, tensors, model_name="ConvVAE", loss_function="VAEFlowLoss", epochs=3)
     results = tmp_path / "results"
     history = json.loads((results / "history.json").read_text())
-    components = {"reco", "log_q0", "log_pk", "ldj", "kl", "total"}
+    components = {"reco", "log_q0", "neg_ldj", "nll_pk", "kl", "total"}
     assert history["epoch"] == [1, 2, 3] and len(history["lr"]) == 3
     assert set(history["train"]) == set(history["val"]) == components
     assert all(len(v) == 3 for v in [*history["train"].values(), *history["val"].values()])

@@ -54,6 +54,10 @@ class VAEFlowLoss(BeadLoss):
     with q0 = N(mu, exp(logvar)) and p = N(0, 1). The original BEAD used β·(KL(q0) − ldj), which
     scores the base sample against the prior instead of the flow output. Without a flow (ldj
     None) zK = z0 and this is an unbiased estimate of VAELoss.
+
+    The KL estimate is reported as the three terms that add up to it (``log_q0``, ``neg_ldj``
+    = −ldj, ``nll_pk`` = −log p(zK)); ``nll_pk`` grows for latents far from the prior, so as a
+    score, like ``reco`` and ``kl``, higher means more anomalous.
     """
 
     requires: ClassVar[frozenset[str]] = frozenset({"mu", "logvar", "z0"})
@@ -69,7 +73,7 @@ class VAEFlowLoss(BeadLoss):
         ldj = out.ldj.to(log_q0.dtype) if out.ldj is not None else torch.zeros_like(log_q0)
         kl = log_q0 - ldj - log_pk
         components = {
-            "reco": reco, "log_q0": log_q0, "log_pk": log_pk, "ldj": ldj, "kl": kl,
+            "reco": reco, "log_q0": log_q0, "neg_ldj": -ldj, "nll_pk": -log_pk, "kl": kl,
             "total": reco + self.reg_param * kl,
         }
         return _result(components, weight)
