@@ -104,3 +104,13 @@ def test_parquet_store_feeds_the_same_pipeline(chained: Path) -> None:
     assert len(list((chained / "data" / "parquet").glob("*.parquet"))) == len(
         list((chained / "data" / "csv").glob("*.csv")))
     assert main(["-m", "prepare_inputs", *base, "-o", "parquet"]) == 0
+
+
+def test_train_resume_continues_the_epoch_count(chained: Path) -> None:
+    config_file = chained / "p1" / "config" / "p1_config.toml"
+    save_config(Config(**{**TINY, "epochs": TINY["epochs"] + 2, "early_stopping": False}),
+                config_file)
+    base = ["-p", "ws", "p1", "--workspaces", str(chained.parent), "--no-progress"]
+    assert main(["-m", "train", *base, "-o", "resume"]) == 0
+    history = json.loads((chained / "p1" / "output" / "results" / "history.json").read_text())
+    assert history["epoch"] == list(range(1, TINY["epochs"] + 3))

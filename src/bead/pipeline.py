@@ -33,6 +33,7 @@ CHAIN_TOKENS = {
 MODE_OPTIONS = {
     "convert_csv": ("h5", "parquet"),
     "prepare_inputs": ("h5", "parquet"),
+    "train": ("resume",),
     "plot": ("overlay_roc", "train_metrics", "test_metrics"),
 }
 DEMO_WORKSPACE = "demo"
@@ -145,7 +146,8 @@ def mode_train(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None
     config = _config(paths, "train", opts)
     from bead.training.trainer import train
 
-    train(config, paths.tensors_dir, paths.models_dir, paths.results_dir, progress=opts.progress)
+    train(config, paths.tensors_dir, paths.models_dir, paths.results_dir, progress=opts.progress,
+          resume=_mode_option("train", opts) == "resume")
 
 
 def mode_detect(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
