@@ -8,7 +8,7 @@ the raw features of each level (``bead.data.features``) and normalises them
 signal events are scaled exactly alike and never leak into the fit.
 
 Outputs (all written atomically, the manifest last): ``<stem>.safetensors`` per sample,
-``scalers.json`` and ``manifest.json`` in ``tensors_dir``; see /tmp/formats.md §2.
+``scalers.json`` and ``manifest.json`` in ``tensors_dir`` (their layout is in the README).
 """
 
 from __future__ import annotations
