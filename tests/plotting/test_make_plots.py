@@ -139,3 +139,31 @@ def test_overlay_roc_missing_project_results(tmp_path: Path) -> None:
         overlay_roc([("a", a), ("b", empty)], tmp_path / "overlay", "combined_roc")
     with pytest.raises(UsageError, match="overlay_roc_projects"):
         overlay_roc([], tmp_path / "overlay", "combined_roc")
+
+
+def test_scores_file_with_uneven_or_no_scores_is_a_data_error(results_dir: Path,
+                                                              tmp_path: Path) -> None:
+    with h5py.File(results_dir / "scores.h5", "a") as f:
+        f["scores/short"] = f["scores/total"][:10]
+    with pytest.raises(DataError, match=r"scores\.h5: short has 10 rows, label has 1200"):
+        make_plots(Config(), results_dir, tmp_path / "plots", which="test_metrics")
+    with h5py.File(results_dir / "scores.h5", "a") as f:
+        del f["scores"]
+        f.create_group("scores")
+    with pytest.raises(DataError, match=r"scores\.h5: group 'scores' is empty"):
+        make_plots(Config(), results_dir, tmp_path / "plots", which="test_metrics")
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda h: h.pop("val"), r"history\.json: missing key 'val'"),
+    (lambda h: h["train"]["kl"].pop(), r"history\.json: train\.kl has 11 values for 12 epochs"),
+    (lambda h: h.update(lr="fast"), r"history\.json: malformed history"),
+])
+def test_malformed_history_is_a_data_error(tmp_path: Path, edit, message: str) -> None:
+    path = write_history(tmp_path / "results")
+    history = json.loads(path.read_text())
+    edit(history)
+    path.write_text(json.dumps(history))
+    with pytest.raises(DataError, match=message):
+        make_plots(Config(), path.parent, tmp_path / "plots", which="train_metrics")
+    assert not (tmp_path / "plots").exists()

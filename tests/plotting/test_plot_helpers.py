@@ -8,7 +8,7 @@ from sklearn.metrics import roc_auc_score
 
 from bead.config import Config
 from bead.errors import DataError
-from bead.plotting.inputs import Group
+from bead.evaluation.scores import Group
 from bead.plotting.latent import subsample
 from bead.plotting.roc import best_score, roc_curve
 from bead.plotting.scores import common_bins

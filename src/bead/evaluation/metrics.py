@@ -62,6 +62,15 @@ def tpr_at(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
     return float(tpr[i] + frac * (tpr[i + 1] - tpr[i]))
 
 
+def weighted_roc(
+    label: np.ndarray, score: np.ndarray, weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Background and signal efficiency (fpr, tpr) of the cut ``score >= t`` at every distinct
+    t, highest first, from (0, 0). No point is dropped, so working points interpolate exactly."""
+    fpr, tpr, _ = roc_curve(label, score, sample_weight=weight, drop_intermediate=False)
+    return fpr, tpr
+
+
 def roc_summary(label: np.ndarray, score: np.ndarray, weight: np.ndarray) -> dict[str, Any]:
     """AUC, eff_s at each of BKG_EFFICIENCIES and max SIC of ``score`` for label 1 vs 0."""
     label = np.asarray(label)
@@ -69,7 +78,7 @@ def roc_summary(label: np.ndarray, score: np.ndarray, weight: np.ndarray) -> dic
     score = np.asarray(score, dtype=np.float64)
     if not _usable(label, weight) or not np.all(np.isfinite(score)):
         return _empty_summary()
-    fpr, tpr, _ = roc_curve(label, score, sample_weight=weight, drop_intermediate=False)
+    fpr, tpr = weighted_roc(label, score, weight)
     area = float(auc(fpr, tpr))  # what roc_auc_score computes, without sorting twice
     floor = 1.0 / effective_count(weight[label == 0])
     resolvable = fpr >= floor * (1 - 1e-9)

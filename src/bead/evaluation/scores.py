@@ -18,6 +18,16 @@ from bead.fileio import atomic_path
 
 _COLUMNS = {"label": np.int8, "weight": np.float32, "evt_id": np.int64,
             "sample_index": np.int16, "generator_index": np.int16, "latent": np.float32}
+_NAMES = ("sample_names", "generator_names", "signal_samples")
+
+
+@dataclass(frozen=True)
+class Group:
+    """One background generator or one signal sample: a name and its event mask."""
+
+    name: str
+    mask: np.ndarray
+    is_signal: bool
 
 
 @dataclass
@@ -39,6 +49,26 @@ class ScoreTable:
     def __len__(self) -> int:
         return len(self.label)
 
+    @property
+    def is_signal(self) -> np.ndarray:
+        return self.label == 1
+
+    def background_groups(self) -> list[Group]:
+        """One group per background generator present, in generator-index order."""
+        bkg = ~self.is_signal
+        return [Group(_name(self.generator_names, g, "gen"), bkg & (self.generator_index == g),
+                      False) for g in np.unique(self.generator_index[bkg])]
+
+    def signal_groups(self) -> list[Group]:
+        """One group per signal sample present, named by its file stem."""
+        sig = self.is_signal
+        return [Group(_name(self.sample_names, s, "sample"), sig & (self.sample_index == s), True)
+                for s in np.unique(self.sample_index[sig])]
+
+
+def _name(names: list[str], index: int, fallback: str) -> str:
+    return names[index] if index < len(names) else f"{fallback}{index}"
+
 
 def write_scores(path: Path, table: ScoreTable) -> None:
     """Write ``table`` atomically with fixed dtypes (compressed, chunked)."""
@@ -58,16 +88,28 @@ def write_scores(path: Path, table: ScoreTable) -> None:
 
 
 def read_scores(path: Path) -> ScoreTable:
-    """Read a ``scores.h5`` written by detect; DataError when it is missing or incomplete."""
+    """Read a ``scores.h5`` written by detect; DataError naming the file when it is missing,
+    incomplete or inconsistent (datasets of different lengths, no scores)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: no scores found (run detect first)")
+        raise DataError(f"{path}: not found (run detect first)")
     try:
         with h5py.File(path, "r") as h5:
+            missing = [name for name in (*_COLUMNS, "scores") if name not in h5]
+            if missing:
+                raise DataError(f"{path}: missing dataset {missing[0]!r}")
+            missing = [key for key in _NAMES if key not in h5.attrs]
+            if missing:
+                raise DataError(f"{path}: missing attribute {missing[0]!r}")
             columns = {name: h5[name][()] for name in _COLUMNS}
             scores = {name: h5["scores"][name][()] for name in h5["scores"]}
-            names = {key: json.loads(h5.attrs[key])
-                     for key in ("sample_names", "generator_names", "signal_samples")}
-    except (OSError, KeyError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: unreadable or incomplete scores file ({err})") from None
+            names = {key: json.loads(h5.attrs[key]) for key in _NAMES}
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: unreadable scores file ({err})") from None
+    n = len(columns["label"])
+    for name, values in [*columns.items(), *scores.items()]:
+        if len(values) != n:
+            raise DataError(f"{path}: {name} has {len(values)} rows, label has {n}")
+    if not scores:
+        raise DataError(f"{path}: group 'scores' is empty")
     return ScoreTable(**columns, scores=scores, **names)

@@ -7,12 +7,14 @@ from pathlib import Path
 
 from bead.config import Config
 from bead.errors import DataError, UsageError
-from bead.plotting.inputs import METRICS, load_history, load_metrics, load_scores
+from bead.evaluation.scores import read_scores
+from bead.plotting.inputs import HISTORY, METRICS, SCORES, load_metrics
 from bead.plotting.latent import check_style_available, plot_latent
 from bead.plotting.loss import plot_history
 from bead.plotting.report import write_report
 from bead.plotting.roc import overlay_roc, plot_roc, plot_roc_per_generator, plot_sic
 from bead.plotting.scores import plot_score_distribution
+from bead.training.history import read_history
 
 __all__ = ["WHICH", "make_plots", "overlay_roc"]
 
@@ -33,13 +35,13 @@ def make_plots(config: Config, results_dir: Path, plots_dir: Path,
     results_dir, plots_dir = Path(results_dir), Path(plots_dir)
     train = which in ("all", "train_metrics")
     test = which in ("all", "test_metrics")
-    history = load_history(results_dir) if train else None
+    history = read_history(results_dir / HISTORY) if train else None
     table = metrics = None
     if test:
         check_style_available(config.latent_space_plot_style)
-        table, metrics = load_scores(results_dir), load_metrics(results_dir)
+        table, metrics = read_scores(results_dir / SCORES), load_metrics(results_dir)
         if not table.is_signal.any() or table.is_signal.all():
-            raise DataError(f"{results_dir / 'scores.h5'}: needs both background and signal "
+            raise DataError(f"{results_dir / SCORES}: needs both background and signal "
                             "events for ROC plots (add sig_test_* and bkg_test_* samples)")
 
     written: list[Path] = []
@@ -55,8 +57,8 @@ def make_plots(config: Config, results_dir: Path, plots_dir: Path,
         written += plot_latent(table, config, plots_dir / "latent_space")
         log.info("evaluation plots written to %s", plots_dir)
 
-    if history is None and (results_dir / "history.json").is_file():
-        history = load_history(results_dir)
+    if history is None and (results_dir / HISTORY).is_file():
+        history = read_history(results_dir / HISTORY)
     if metrics is None and (results_dir / METRICS).is_file():
         metrics = load_metrics(results_dir)
     title = f"BEAD report: {config.model_name} with {config.loss_function}"

@@ -12,7 +12,7 @@ import numpy as np
 
 from bead.config import Config
 from bead.errors import MissingExtraError
-from bead.plotting.inputs import Group, ScoreTable
+from bead.evaluation.scores import Group, ScoreTable
 from bead.plotting.style import add_headroom, bead_label, color, hep_style, new_figure, save_figure
 
 _EXTRAS = {"umap": ("umap", "umap-learn", "UMAP latent plots"),

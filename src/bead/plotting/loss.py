@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 
-from bead.plotting.inputs import History
 from bead.plotting.style import (
     add_headroom,
     bead_label,
@@ -16,6 +15,7 @@ from bead.plotting.style import (
     safe_name,
     save_figure,
 )
+from bead.training.history import History
 
 
 def _fit_y(ax: Axes, values: np.ndarray) -> None:
@@ -27,15 +27,15 @@ def _fit_y(ax: Axes, values: np.ndarray) -> None:
 
 
 def _mark_best(ax: Axes, history: History) -> None:
-    if history.best_epoch is not None:
+    if history.best_epoch > 0:
         ax.axvline(history.best_epoch, color="0.4", ls=":", lw=1.5,
                    label=f"Best epoch ({history.best_epoch})")
 
 
 def _epoch_axis(ax: Axes, history: History) -> None:
     ax.set_xlabel("Epoch")
-    if len(history.epoch) > 0:
-        ax.set_xlim(history.epoch.min() - 0.5, history.epoch.max() + 0.5)
+    if history.epoch:
+        ax.set_xlim(min(history.epoch) - 0.5, max(history.epoch) + 0.5)
 
 
 def plot_component(history: History, component: str, out_dir: Path) -> list[Path]:
@@ -44,9 +44,10 @@ def plot_component(history: History, component: str, out_dir: Path) -> list[Path
         series = [("Training", history.train.get(component), "#3f90da", "o"),
                   ("Validation", history.val.get(component), "#bd1f01", "s")]
         values = []
-        for name, ys, col, marker in series:
-            if ys is None:
+        for name, listed, col, marker in series:
+            if listed is None:
                 continue
+            ys = np.asarray(listed, dtype=np.float64)
             ax.plot(history.epoch, ys, color=col, marker=marker, ms=4, label=name)
             values.append(ys[np.isfinite(ys)])
         finite = np.concatenate(values) if values else np.array([])
@@ -62,8 +63,9 @@ def plot_component(history: History, component: str, out_dir: Path) -> list[Path
 def plot_lr(history: History, out_dir: Path) -> list[Path]:
     with hep_style():
         fig, ax = new_figure()
-        ax.step(history.epoch, history.lr, where="mid", color="#832db6", label="Learning rate")
-        _fit_y(ax, history.lr[np.isfinite(history.lr)])
+        lr = np.asarray(history.lr, dtype=np.float64)
+        ax.step(history.epoch, lr, where="mid", color="#832db6", label="Learning rate")
+        _fit_y(ax, lr[np.isfinite(lr)])
         _mark_best(ax, history)
         _epoch_axis(ax, history)
         ax.set_ylabel("Learning rate")

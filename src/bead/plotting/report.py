@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bead.fileio import atomic_write_text
-from bead.plotting.inputs import History
+from bead.training.history import History
 
 REPORT = "report.html"
 WORKING_POINTS = ("1e-02", "1e-03")
@@ -71,11 +71,11 @@ def _separation_table(metrics: dict[str, Any]) -> str:
 
 def _training_summary(history: History) -> str:
     parts = [f"{len(history.epoch)} epochs"]
-    if history.best_epoch is not None:
+    if history.best_epoch > 0:
         parts.append(f"best epoch {history.best_epoch}")
-    if history.seconds is not None:
+    if history.seconds > 0:
         parts.append(f"{history.seconds:.1f} s")
-    if history.events_per_second is not None:
+    if history.events_per_second > 0:
         parts.append(f"{history.events_per_second:,.0f} events/s")
     return f"<p>Training: {html.escape(', '.join(parts))}.</p>"
 

@@ -13,14 +13,16 @@ from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
+from sklearn.metrics import auc as area_under
 
 from bead.errors import DataError, UsageError
-from bead.plotting.inputs import ScoreTable, load_metrics, load_scores, lookup_auc
+from bead.evaluation.metrics import ALL_SIGNALS, weighted_roc
+from bead.evaluation.scores import ScoreTable, read_scores
+from bead.plotting.inputs import SCORES, load_metrics, lookup_auc
 from bead.plotting.style import bead_label, color, hep_style, new_figure, safe_name, save_figure
 
 log = logging.getLogger(__name__)
 
-ALL_SIGNALS = "all_signals"
 SIC_MIN_BKG = 10
 X_LABEL = r"Background efficiency $\varepsilon_B$ (false positive rate)"
 Y_LABEL = r"Signal efficiency $\varepsilon_S$"
@@ -33,23 +35,18 @@ class Curve:
 
     @property
     def auc(self) -> float:
-        return float(np.trapezoid(self.eps_s, self.eps_b))
+        return float(area_under(self.eps_b, self.eps_s))
 
 
 def roc_curve(score: np.ndarray, is_signal: np.ndarray, weight: np.ndarray) -> Curve:
-    """Weighted ROC: cut ``score >= t`` for every distinct t, highest first."""
+    """Weighted ROC of the finite scores (the rest are skipped with a warning)."""
     keep = np.isfinite(score)
     if not keep.all():
         log.warning("ignoring %d non-finite scores in the ROC", int((~keep).sum()))
     score, is_signal, weight = score[keep], is_signal[keep], weight[keep]
-    order = np.argsort(-score, kind="stable")
-    score, is_signal, weight = score[order], is_signal[order], weight[order]
-    last = np.r_[np.flatnonzero(np.diff(score)), len(score) - 1]
-    tps = np.r_[0.0, np.cumsum(np.where(is_signal, weight, 0.0))[last]]
-    fps = np.r_[0.0, np.cumsum(np.where(is_signal, 0.0, weight))[last]]
-    if tps[-1] <= 0 or fps[-1] <= 0:
+    if weight[is_signal].sum() <= 0 or weight[~is_signal].sum() <= 0:
         raise ValueError("ROC needs positive total weight for both signal and background")
-    return Curve(eps_b=fps / fps[-1], eps_s=tps / tps[-1])
+    return Curve(*weighted_roc(is_signal, score, weight))
 
 
 def _curve(table: ScoreTable, score: str, signal: np.ndarray, background: np.ndarray) -> Curve:
@@ -159,7 +156,7 @@ def overlay_roc(projects: list[tuple[str, Path]], out_dir: Path, filename: str) 
         for i, (label, results_dir) in enumerate(projects):
             metrics = load_metrics(results_dir)
             score = best_score(metrics, str(Path(results_dir) / "metrics.json"))
-            table = load_scores(results_dir)
+            table = read_scores(Path(results_dir) / SCORES)
             curve = _curve(table, score, table.is_signal, ~table.is_signal)
             ax.plot(curve.eps_b, curve.eps_s, color=color(i, False),
                     label=_auc_label(f"{label}: {score}",

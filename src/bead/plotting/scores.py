@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bead.plotting.inputs import ScoreTable
+from bead.evaluation.scores import ScoreTable
 from bead.plotting.style import (
     add_headroom,
     bead_label,

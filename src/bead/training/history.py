@@ -8,18 +8,20 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from bead.errors import DataError
 from bead.fileio import atomic_path, atomic_write_json, atomic_write_text
 
 
 @dataclass
 class History:
-    """Epoch-indexed lists, in the layout of ``results/history.json``."""
+    """Epoch-indexed lists, in the layout of ``results/history.json``; best_epoch 0 = none yet."""
 
     epoch: list[int] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
@@ -68,3 +70,39 @@ class History:
                     open(tmp, "wb") as handle:
                 np.save(handle, np.asarray(values.get("total", []), dtype=np.float64),
                         allow_pickle=False)
+
+
+def _floats(values: Any) -> list[float]:
+    """A JSON list of numbers as floats (null becomes NaN); anything else is a TypeError."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 1:
+        raise TypeError(f"expected a list of numbers, got {values!r}")
+    return array.tolist()
+
+
+def read_history(path: Path) -> History:
+    """Read a ``history.json`` written by train; DataError naming the file when it is missing or
+    malformed (missing keys, non-numeric values, a component with more or fewer epochs)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: not found (run train first)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        history = History(
+            epoch=[int(e) for e in _floats(data["epoch"])], lr=_floats(data.get("lr", [])),
+            train={k: _floats(v) for k, v in data["train"].items()},
+            val={k: _floats(v) for k, v in data["val"].items()},
+            best_epoch=int(data.get("best_epoch") or 0), seconds=float(data.get("seconds") or 0),
+            events_per_second=float(data.get("events_per_second") or 0))
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: cannot read JSON: {err}") from None
+    except KeyError as err:
+        raise DataError(f"{path}: missing key {err.args[0]!r}") from None
+    except (TypeError, ValueError, AttributeError) as err:
+        raise DataError(f"{path}: malformed history: {err}") from None
+    for part, components in (("train", history.train), ("val", history.val)):
+        for name, values in components.items():
+            if len(values) != len(history.epoch):
+                raise DataError(f"{path}: {part}.{name} has {len(values)} values for "
+                                f"{len(history.epoch)} epochs")
+    return history
