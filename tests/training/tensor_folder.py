@@ -87,6 +87,6 @@ def small_config(**overrides: object) -> Config:
     """An AE on the toy set: trains in well under a second per epoch on a CPU."""
     values: dict[str, object] = {"model_name": "AE", "loss_function": "AELoss",
                                  "latent_space_size": 4, "batch_size": 64, "epochs": 4,
-                                 "device": "cpu"}
+                                 "device": "cpu", "input_level": "constituent"}
     values.update(overrides)
     return Config(**values)
