@@ -19,6 +19,7 @@ from bead.plotting.style import (
 
 N_BINS = 50
 CLIP = (0.001, 0.999)
+LEGEND_TWO_COLUMN_CHARS = 24  # longer labels (long signal names) get one column so none overflow
 
 
 def common_bins(values: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -50,22 +51,25 @@ def plot_score_distribution(table: ScoreTable, score: str, out_dir: Path) -> lis
     with hep_style():
         fig, ax = new_figure()
         lowest = np.inf
+        labels = []
         groups = [(g, color(i, False), "-") for i, g in enumerate(table.background_groups())]
         groups += [(g, color(i, True), "--") for i, g in enumerate(table.signal_groups())]
         for group, col, ls in groups:
             frac = _fractions(values[group.mask], table.weight[group.mask], edges)
             if (frac > 0).any():
                 lowest = min(lowest, frac[frac > 0].min())
-            ax.stairs(frac, edges, color=col, ls=ls, lw=2,
-                      label=f"{group.name} ({'signal' if group.is_signal else 'background'})")
+            labels.append(f"{group.name} ({'signal' if group.is_signal else 'background'})")
+            ax.stairs(frac, edges, color=col, ls=ls, lw=2, label=labels[-1])
+        ncols = 2 if max(map(len, labels), default=0) <= LEGEND_TWO_COLUMN_CHARS else 1
+        rows = -(-len(labels) // ncols)
         ax.set_yscale("log")
         ax.set_ylim(bottom=max(lowest / 2, 1e-6) if np.isfinite(lowest) else 1e-4)
-        add_headroom(ax, 0.3)
+        add_headroom(ax, min(0.2 + 0.05 * rows, 0.5))
         if log_x:
             ax.set_xscale("log")
         ax.set_xlim(edges[0], edges[-1])
         ax.set_xlabel(f"Anomaly score: {score} [a.u.]")
         ax.set_ylabel("Fraction of events / bin")
-        ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.92), ncols=2)
+        ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.92), ncols=ncols)
         bead_label(ax, rlabel="weighted, outliers in edge bins")
         return save_figure(fig, out_dir / f"scores_{safe_name(score)}")
