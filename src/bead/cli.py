@@ -92,7 +92,7 @@ def print_summary(metrics: dict) -> None:
     table = Table(title="ROC AUC (background test vs signal)")
     table.add_column("score")
     for name in signals:
-        table.add_column(name, justify="right")
+        table.add_column(name, justify="right", overflow="fold")  # long names stay whole
     table.add_column("generator split (max |AUC-0.5|)", justify="right")
     for score in metrics["scores"]:
         per_signal = metrics["per_signal"].get(score, {})

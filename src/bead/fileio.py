@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,23 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def staged_folder(folder: Path, last: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Yield a staging folder inside ``folder``; only when the block succeeds are its files
+    moved into ``folder`` (those named in ``last`` at the end), so a failure part-way through
+    a set of files that belong together leaves the previous set untouched."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging.", dir=folder))
+    try:
+        yield staging
+        names = sorted(p.name for p in staging.iterdir())
+        for name in [n for n in names if n not in last] + [n for n in last if n in names]:
+            os.replace(staging / name, folder / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

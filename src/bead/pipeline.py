@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bead.config import Config, make_config, read_legacy_config
+from bead.config import NOT_YET_IMPLEMENTED, Config, make_config, read_legacy_config
 from bead.errors import BeadError, DataError, UsageError
 from bead.project import ProjectPaths, create_project, workspaces_root
 
@@ -94,6 +94,10 @@ def _mode_option(mode: str, opts: RunOptions) -> str | None:
 
 def _config(paths: ProjectPaths, mode: str, opts: RunOptions) -> Config:
     config = paths.load_config()
+    ignored = [k for k in NOT_YET_IMPLEMENTED if getattr(config, k)]
+    if ignored:
+        log.warning("%s: %s not implemented yet; ignored", paths.config_file,
+                    ", ".join(f"{k} = true" for k in ignored))
     option = _mode_option(mode, opts)
     if option in ("h5", "parquet"):
         config = config.model_copy(update={"file_type": option})

@@ -205,3 +205,24 @@ def test_store_folder_errors(tmp_path):
     with pytest.raises(DataError, match=r"pythia_events\.h5: store file name"):
         prepare_inputs(CONFIG, bad, tmp_path / "t", progress=False)
     assert not (tmp_path / "t").exists()
+
+
+def test_unphysical_input_names_event_and_feature_and_keeps_previous_tensors(store, tmp_path):
+    tensors = tmp_path / "tensors"
+    prepare_inputs(CONFIG, store, tensors, progress=False)
+    before = {p.name: p.read_bytes() for p in tensors.iterdir()}
+    # |eta| = 800 overflows the energy (cosh). The first constituent belongs to the second
+    # event (the first has no jet). The signal sample is processed after the backgrounds.
+    chunk = random_chunk(100, 4, 3000)
+    chunk.con_eta[0] = 800.0
+    write_store(store, "sig_test_svj_m1500", chunk)
+    with pytest.raises(DataError, match=r"sig_test_svj_m1500\.h5: event 3001: \w+ feature "
+                                        r"'\w+' is not finite \(1 event"):
+        prepare_inputs(CONFIG, store, tensors, progress=False)
+    assert {p.name: p.read_bytes() for p in tensors.iterdir()} == before
+
+
+def test_events_without_jets_are_kept_and_reported(store, tmp_path, caplog):
+    result = prepare_inputs(CONFIG, store, tmp_path / "tensors", progress=False)
+    assert sum(s.n_events for s in result.samples) == 700
+    assert "bkg_train_pythia: " in caplog.text and "events have no jet" in caplog.text

@@ -50,6 +50,18 @@ def test_round_trip_and_padding(recipe, rows):
                                   slots[..., 3])
 
 
+def test_power_stays_invertible_on_a_nearly_constant_count():
+    # A b-jet count that is 0 in 199 of 200 events: unbounded Yeo-Johnson fits lambda << -10
+    # and maps 1, 2 and 3 onto one float.
+    count = np.zeros(200)
+    count[0] = 1.0
+    scaler = LevelScaler.fit("power", count[:, None], ["n_btag"], ["count"])
+    x = np.array([[0.0], [1.0], [2.0], [3.0]], dtype=np.float32)
+    out = scaler.transform(x, np.ones(4, bool))
+    assert len(np.unique(out)) == 4
+    np.testing.assert_allclose(scaler.inverse_transform(out, np.ones(4, bool)), x, atol=1e-3)
+
+
 @pytest.mark.parametrize("recipe", ["standard", "robust", "minmax", "maxabs", "power",
                                     "quantile", "pj_custom", "log+standard"])
 def test_shifted_sample_stays_shifted(recipe, rows):

@@ -131,3 +131,13 @@ def test_inputs_of_another_shape_are_a_data_error(tmp_path, trained):
     (models_copy / "model.json").write_text(json.dumps(spec))
     with pytest.raises(DataError, match=r"shape \[2, 4\] but the model was trained on \[6, 3\]"):
         detect(config, folder, models_copy, tmp_path / "results", progress=False)
+
+
+def test_inputs_of_another_preparation_are_a_data_error(tmp_path, trained):
+    # Same shapes, other scalers (as after prepare_inputs with other normalizations): the
+    # scores would silently change, so detect refuses and nothing is written.
+    _, models = trained
+    folder = make_tensor_folder(tmp_path / "t", n_train=10, seed=1)
+    with pytest.raises(DataError, match="prepared with other scalers than the model was trained"):
+        detect(CONFIG, folder, models, tmp_path / "results", progress=False)
+    assert not (tmp_path / "results").exists()

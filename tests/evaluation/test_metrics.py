@@ -38,8 +38,8 @@ def test_known_efficiencies_and_sic():
     assert summary["eff_s"]["1e-02"] == pytest.approx(0.51)
     # 1e-3 and 1e-4 are below one background event in 100: not measurable.
     assert summary["eff_s"]["1e-03"] is None and summary["eff_s"]["1e-04"] is None
-    # SIC is largest at the last resolvable point: 0.51 / sqrt(0.01).
-    assert summary["max_sic"] == pytest.approx(5.1)
+    # The SIC needs 10 background events to pass: it is largest at eps_b = 0.1, 0.6 / sqrt(0.1).
+    assert summary["max_sic"] == pytest.approx(0.6 / np.sqrt(0.1))
     # 1225 of the 10000 pairs are misordered and 50 tied (tied pairs count half).
     assert summary["auc"] == pytest.approx(1 - (1225 + 50 / 2) / 10000)
 

@@ -8,6 +8,7 @@ from sklearn.metrics import roc_auc_score
 
 from bead.config import Config
 from bead.errors import DataError
+from bead.evaluation.metrics import roc_summary, sic_points
 from bead.evaluation.scores import Group
 from bead.plotting.latent import subsample
 from bead.plotting.roc import best_score, roc_curve
@@ -30,6 +31,30 @@ def test_roc_of_a_perfect_score() -> None:
     curve = roc_curve(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1], bool), np.ones(4))
     assert curve.auc == 1.0
     np.testing.assert_allclose(curve.eps_s, [0, 0.5, 1, 1, 1])
+
+
+def test_plotted_roc_uses_the_metrics_weight_policy() -> None:
+    # Negative weights (NLO samples) count as zero in the curve as in metrics.json, so the
+    # drawn curve stays monotonic and its AUC is the recorded one.
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 500).astype(bool)
+    score = rng.normal(size=500) + y
+    weight = rng.uniform(-0.5, 1.0, 500)
+    curve = roc_curve(score, y, weight)
+    assert np.all(np.diff(curve.eps_b) >= 0) and np.all(np.diff(curve.eps_s) >= 0)
+    assert curve.auc == pytest.approx(roc_summary(y.astype(np.int8), score, weight)["auc"])
+
+
+def test_sic_points_need_ten_effective_background_events() -> None:
+    rng = np.random.default_rng(5)
+    y = np.r_[np.zeros(200, bool), np.ones(200, bool)]
+    score = rng.normal(size=400) + 2 * y
+    curve = roc_curve(score, y, np.ones(400))
+    eps_s, sic = sic_points(curve.eps_b, curve.eps_s, curve.bkg_weight)
+    eps_b = (eps_s[sic > 0] / sic[sic > 0]) ** 2
+    assert eps_b.min() == pytest.approx(10 / 200)
+    recorded = roc_summary(y.astype(np.int8), score, np.ones(400))["max_sic"]
+    assert sic.max() == pytest.approx(recorded)
 
 
 def test_roc_needs_both_classes() -> None:

@@ -72,6 +72,7 @@ def make_tensor_folder(
             _sample(n_signal, loadings, 1.0 + i, gen, 0.5))
     manifest = {
         "version": 1,
+        "scalers_sha256": f"toy-{seed}",
         "settings": {"num_jets": J, "num_constits": C, "normalizations": "none",
                      "input_features": "all", "train_size": train_size, "seed": seed},
         "generators": sorted(bkg_generators),

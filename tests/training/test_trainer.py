@@ -15,7 +15,7 @@ from tensor_folder import make_tensor_folder, small_config
 from bead.errors import BeadError, DataError, UsageError
 from bead.losses.registry import build_loss
 from bead.training.checkpoint import load_trained_model
-from bead.training.data import load_training_split
+from bead.training.data import load_training_split, read_manifest
 from bead.training.optim import OPTIMIZERS
 from bead.training.runtime import Runtime, seed_everything
 from bead.training.trainer import batch_slices, evaluate, train
@@ -75,7 +75,7 @@ def test_every_optimizer_trains(tmp_path, tensors, name):
     result = run(tmp_path, tensors, epochs=2, optimizer=name, lr=3e-3)
     seed_everything(42)  # train() seeds before building the model: same initial weights
     untrained = result.spec.build()
-    _, val = load_training_split(tensors, "constituent", torch.device("cpu"))
+    _, val = load_training_split(read_manifest(tensors), "constituent", torch.device("cpu"))
     initial = evaluate(untrained, build_loss("AELoss"), val, Runtime(torch.device("cpu")))
     losses = result.history.val["total"]
     assert losses[1] < losses[0] < initial["total"]
@@ -108,7 +108,7 @@ def test_validation_history_is_the_per_event_mean(tmp_path, tensors):
     model, spec = load_trained_model(tmp_path / "models", torch.device("cpu"))
     model.load_state_dict(load(tmp_path / "models/last.pt")["model"])
     loss = build_loss(spec.loss_function, spec.reg_param)
-    _, val = load_training_split(tensors, "constituent", torch.device("cpu"))
+    _, val = load_training_split(read_manifest(tensors), "constituent", torch.device("cpu"))
     with torch.no_grad():
         comps = loss(val.x, val.mask, model.eval()(val.x, val.mask)).components
     for name, values in comps.items():
@@ -136,7 +136,7 @@ def test_checkpoints_load_with_weights_only(tmp_path, tensors):
     spec = json.loads((models / "model.json").read_text())
     assert spec == {"model_name": "AE", "n_slots": 6, "n_features": 3, "latent_dim": 4,
                     "input_level": "constituent", "loss_function": "AELoss",
-                    "reg_param": 1e-3, "model_init": "xavier"}
+                    "reg_param": 1e-3, "model_init": "xavier", "scalers_sha256": "toy-0"}
 
 
 def test_resume_continues_like_an_uninterrupted_run(tmp_path, tensors):
@@ -225,3 +225,26 @@ def test_mixed_precision_trains_and_resumes(tmp_path, tensors, dtype):
                    resume=True, runtime=runtime)
     val = result.history.val["total"]
     assert result.history.epoch == [1, 2, 3] and val[-1] < val[0]
+
+
+def _reweight(folder: Path, stem: str, weight: torch.Tensor) -> None:
+    path = folder / f"{stem}.safetensors"
+    tensors = load_file(str(path))
+    tensors["weight"] = weight
+    save_file(tensors, str(path))
+
+
+def test_training_weights_are_unit_unless_asked_and_never_negative(tmp_path):
+    folder = make_tensor_folder(tmp_path / "t", n_train=40)
+    signed = torch.linspace(-1.0, 3.0, 40)
+    _reweight(folder, "bkg_train_pythia", signed)
+    cpu = torch.device("cpu")
+    train_data, val_data = load_training_split(read_manifest(folder), "jet", cpu)
+    assert torch.all(train_data.weight == 1) and torch.all(val_data.weight == 1)
+    # A negative weight would make the optimiser maximise that event's loss.
+    with pytest.raises(DataError, match="negative"):
+        load_training_split(read_manifest(folder), "jet", cpu, weighted=True)
+    _reweight(folder, "bkg_train_pythia", signed.abs() + 0.5)
+    train_data, val_data = load_training_split(read_manifest(folder), "jet", cpu, weighted=True)
+    weights = torch.cat([train_data.weight, val_data.weight])
+    assert sorted(weights.tolist()) == sorted((signed.abs() + 0.5).tolist() + [1.0] * 40)

@@ -45,7 +45,7 @@ def test_training_split_follows_is_val(tmp_path):
     folder = make_tensor_folder(tmp_path, n_train=50)
     is_val = torch.cat([load_file(str(folder / f"bkg_train_{g}.safetensors"))["is_val"]
                         for g in ("pythia", "herwig")])
-    train, val = load_training_split(folder, "constituent", torch.device("cpu"))
+    train, val = load_training_split(read_manifest(folder), "constituent", torch.device("cpu"))
     assert len(val) == int(is_val.sum()) and len(train) + len(val) == 100
     assert train.x.shape[1:] == (6, 3) and train.mask.dtype == torch.bool
 
@@ -64,10 +64,10 @@ def test_bad_tensor_folders_are_data_errors(tmp_path):
     del tensors["is_val"]
     save_file(tensors, str(path))
     with pytest.raises(DataError, match=r"missing tensor\(s\) is_val"):
-        load_training_split(folder, "constituent", torch.device("cpu"))
+        load_training_split(read_manifest(folder), "constituent", torch.device("cpu"))
     path.unlink()
     with pytest.raises(DataError, match="tensor file of sample 'bkg_train_pythia' not found"):
-        load_training_split(folder, "constituent", torch.device("cpu"))
+        load_training_split(read_manifest(folder), "constituent", torch.device("cpu"))
     (folder / "manifest.json").write_text(json.dumps({"samples": []}))
     with pytest.raises(DataError, match="malformed manifest"):
         read_manifest(folder)

@@ -13,6 +13,7 @@ Outputs (all written atomically, the manifest last): ``<stem>.safetensors`` per 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import zlib
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from bead.data.scalers import LevelScaler, Scalers
 from bead.data.select import Selection, select_leading
 from bead.data.store import read_store, store_suffix
 from bead.errors import DataError
-from bead.fileio import atomic_path, atomic_write_json
+from bead.fileio import atomic_write_json, staged_folder
 
 log = logging.getLogger(__name__)
 
@@ -120,13 +121,29 @@ def _load(path: Path, name: SampleName, config: Config) -> _Sample:
     chunk = read_store(path)
     if chunk.n_events == 0:
         raise DataError(f"{path}: store file has no events")
-    sel = select_leading(chunk, config.num_jets, config.num_constits)
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite features are reported below
+        sel = select_leading(chunk, config.num_jets, config.num_constits)
+        features = build_features(chunk, sel, config.input_features)
+    _check_finite(path, features, chunk.evt_id)
     is_val = None
     if name.flag == "bkg_train":
         is_val = split_validation(chunk.n_events, config.train_size, config.seed, name.stem)
     summary = _summarise(path, name, chunk, sel, is_val, config)
-    return _Sample(name, path.name, chunk.evt_weight, chunk.evt_id,
-                   build_features(chunk, sel, config.input_features), summary, is_val)
+    return _Sample(name, path.name, chunk.evt_weight, chunk.evt_id, features, summary, is_val)
+
+
+def _check_finite(path: Path, features: dict[str, LevelFeatures], evt_id: np.ndarray) -> None:
+    """Unphysical inputs (say |eta| in the hundreds) overflow derived features such as the jet
+    energy; name the first such event and feature rather than fail later inside a scaler."""
+    for level, feats in features.items():
+        bad = ~np.isfinite(feats.values)
+        if bad.any():
+            first = np.argwhere(bad)[0]
+            n_events = int(bad.reshape(len(bad), -1).any(axis=1).sum())
+            raise DataError(
+                f"{path}: event {int(evt_id[first[0]])}: {level} feature "
+                f"'{feats.names[first[-1]]}' is not finite ({n_events} event(s) affected); "
+                "check the input values of these events")
 
 
 def _summarise(path: Path, name: SampleName, chunk: EventChunk, sel: Selection,
@@ -139,6 +156,11 @@ def _summarise(path: Path, name: SampleName, chunk: EventChunk, sel: Selection,
         n_constits_in_dropped_jets=sel.n_constits_in_dropped_jets,
         n_val=int(is_val.sum()) if is_val is not None else 0,
     )
+    no_jets = int((chunk.num_jets == 0).sum())
+    if no_jets and config.input_level != "event":
+        log.warning("%s: %d events have no jet: at input_level '%s' they give the model nothing "
+                    "to reconstruct, so their reconstruction score is 0 (they are kept)",
+                    name.stem, no_jets, config.input_level)
     log.info(
         "%s: %d events%s; jets: %d kept, %d beyond num_jets=%d dropped, %d events with fewer "
         "jets padded; constituents: %d kept, %d beyond num_constits=%d truncated, %d in "
@@ -192,16 +214,21 @@ def sample_tensors(sample: _Sample, scalers: Scalers) -> dict[str, torch.Tensor]
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
 
 
-def _write_tensors(path: Path, tensors: dict[str, torch.Tensor], name: SampleName) -> None:
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"stem": name.stem, "flag": name.flag})
-
-
 def prepare_inputs(config: Config, store_dir: Path, tensors_dir: Path,
                    progress: bool = True) -> PrepareResult:
-    """Build tensors, scalers and manifest for every store file of ``store_dir``."""
+    """Build tensors, scalers and manifest for every store file of ``store_dir``.
+
+    Everything is staged and moved into ``tensors_dir`` only when every sample succeeded, the
+    manifest last: a failure leaves the previous preparation whole.
+    """
     tensors_dir = Path(tensors_dir)
     files = find_store_files(store_dir, config.file_type)
+    with staged_folder(tensors_dir, last=(MANIFEST,)) as staging:
+        return _prepare(config, files, staging, tensors_dir, progress)
+
+
+def _prepare(config: Config, files: list[tuple[Path, SampleName]], staging: Path,
+             tensors_dir: Path, progress: bool) -> PrepareResult:
     summaries: list[SampleSummary] = []
     with Progress(disable=not progress) as bar:
         task = bar.add_task("prepare_inputs", total=len(files) + 1)
@@ -215,17 +242,18 @@ def prepare_inputs(config: Config, store_dir: Path, tensors_dir: Path,
         for path, name in files:
             bar.update(task, description=f"writing {name.stem}")
             sample = train.pop(0) if name.flag == "bkg_train" else _load(path, name, config)
-            _write_tensors(tensors_dir / sample.summary.file, sample_tensors(sample, scalers),
-                           name)
+            save_file(sample_tensors(sample, scalers), str(staging / sample.summary.file),
+                      metadata={"stem": name.stem, "flag": name.flag})
             summaries.append(sample.summary)
             bar.advance(task)
 
     features = {level: scalers[level].output_names for level in LEVELS}
     generators = sorted({s.name.generator for s in summaries if s.name.flag != "sig_test"})
-    scalers_path, manifest_path = tensors_dir / SCALERS, tensors_dir / MANIFEST
-    scalers.save(scalers_path)
-    atomic_write_json(manifest_path, {
+    scalers.save(staging / SCALERS)
+    atomic_write_json(staging / MANIFEST, {
         "version": MANIFEST_VERSION,
+        # Ties a trained model to these inputs: the same scalers give the same tensors.
+        "scalers_sha256": hashlib.sha256((staging / SCALERS).read_bytes()).hexdigest(),
         "settings": {"num_jets": config.num_jets, "num_constits": config.num_constits,
                      "normalizations": config.normalizations,
                      "input_features": config.input_features, "train_size": config.train_size,
@@ -238,5 +266,5 @@ def prepare_inputs(config: Config, store_dir: Path, tensors_dir: Path,
     })
     log.info("prepared %d samples in %s (features: %s)", len(summaries), tensors_dir,
              ", ".join(f"{k} {len(v)}" for k, v in features.items()))
-    return PrepareResult(tensors_dir, manifest_path, scalers_path, generators, features,
-                         summaries)
+    return PrepareResult(tensors_dir, tensors_dir / MANIFEST, tensors_dir / SCALERS, generators,
+                         features, summaries)

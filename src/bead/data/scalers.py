@@ -12,7 +12,8 @@ standard   every non-binary column: sklearn StandardScaler
 robust     every non-binary column: sklearn RobustScaler (median, inter-quartile range)
 minmax     every non-binary column: sklearn MinMaxScaler to [0, 1]
 maxabs     every non-binary column: sklearn MaxAbsScaler to [-1, 1]
-power      every non-binary column: sklearn PowerTransformer (Yeo-Johnson), then standardised
+power      every non-binary column: sklearn PowerTransformer (Yeo-Johnson, lambda bounded to
+           [-3, 3] so nearly constant columns stay invertible), then standardised
 quantile   every non-binary column: sklearn QuantileTransformer to a normal distribution
            (at most 1000 quantiles, seeded subsample of 100k rows). Values outside the fitted
            range are clipped, so only values inside it invert exactly.
@@ -232,6 +233,11 @@ class QuantileStep(SklearnStep):
         self.estimator = self.make(seed).set_params(n_quantiles=min(1000, len(x))).fit(x)
 
 
+# On a nearly constant column (a count that is almost always 0) the fitted lambda can run to
+# -100 and beyond, which maps 1, 2, 3, ... to the same float: bounded, the step stays invertible.
+LAMBDA_RANGE = (-3.0, 3.0)
+
+
 class PowerStep(SklearnStep):
     """Yeo-Johnson without sklearn's built-in standardisation (whose scaler is private), followed
     by an explicit StandardScaler: the same transform, with public parameters only."""
@@ -248,6 +254,7 @@ class PowerStep(SklearnStep):
 
     def fit(self, x: np.ndarray, seed: int) -> None:
         super().fit(x, seed)
+        self.estimator.lambdas_ = np.clip(self.estimator.lambdas_, *LAMBDA_RANGE)
         self.standard.fit(super().forward(x), seed)
 
     def forward(self, x: np.ndarray) -> np.ndarray:

@@ -197,7 +197,8 @@ def _h5_tables(chunk: EventChunk) -> dict[str, np.ndarray]:
 
     jet_evt_id = chunk.evt_id[chunk.jet_event_index()]
     jet_index = chunk.jet_index_in_event()
-    jet_pt, jet_eta, jet_phi, _ = chunk.jet_kinematics()
+    with np.errstate(over="ignore", invalid="ignore"):  # prepare_inputs names such events
+        jet_pt, jet_eta, jet_phi, _ = chunk.jet_kinematics()
     jets = np.empty(chunk.n_jets, dtype=JETS_DTYPE)
     jets["evt_id"] = jet_evt_id
     jets["jet_index"] = jet_index

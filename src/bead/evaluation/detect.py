@@ -92,6 +92,10 @@ def detect(
     _warn_on_config_drift(config, spec)
     loss = build_loss(spec.loss_function, spec.reg_param)
     manifest = read_manifest(tensors_dir)
+    if manifest.scalers_sha256 != spec.scalers_sha256:
+        raise DataError(f"{manifest.path}: the inputs were prepared with other scalers than the "
+                        "model was trained on (prepare_inputs ran again with other settings or "
+                        "training data); rerun train, or prepare_inputs as before training")
     background, signals = manifest.of_flag("bkg_test"), manifest.of_flag("sig_test")
     if not background:
         raise DataError(f"{manifest.path}: no bkg_test sample to score (add bkg_test_*.csv "

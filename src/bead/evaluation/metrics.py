@@ -7,9 +7,9 @@ Conventions:
   generators) are set to zero here, since a ROC curve needs non-negative weights to be monotonic.
 - Statistical floor: a background efficiency below ``1 / N_eff`` cannot be resolved, where
   ``N_eff = (Σw)² / Σw²`` is the effective number of background events (N for unit weights).
-  Signal efficiencies at such working points are null rather than extrapolated, and the maximum
-  SIC only looks at ROC points with eps_b >= 1 / N_eff, where eps_s / sqrt(eps_b) would
-  otherwise diverge on a single background event.
+  Signal efficiencies at such working points are null rather than extrapolated. The SIC
+  eps_s / sqrt(eps_b) needs more: it diverges on a single background event, so it is taken only
+  where at least ``SIC_MIN_BKG`` effective background events pass (the SIC plots use the same).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 BKG_EFFICIENCIES = (1e-1, 1e-2, 1e-3, 1e-4)
 ALL_SIGNALS = "all_signals"
+SIC_MIN_BKG = 10
 
 
 def efficiency_key(eff: float) -> str:
@@ -47,6 +48,21 @@ def effective_count(weight: np.ndarray) -> float:
     """Kish's effective sample size (Σw)² / Σw²."""
     sq = float(np.sum(weight * weight))
     return float(np.sum(weight)) ** 2 / sq if sq > 0 else 0.0
+
+
+def nonnegative(weight: np.ndarray) -> np.ndarray:
+    """The weights every curve and metric uses: negative ones count as zero."""
+    return np.clip(np.asarray(weight, dtype=np.float64), 0.0, None)
+
+
+def sic_points(
+    fpr: np.ndarray, tpr: np.ndarray, bkg_weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(eps_s, SIC) at the ROC points where at least SIC_MIN_BKG effective background events
+    pass; ``bkg_weight`` are the (non-negative) background weights behind ``fpr``."""
+    n_eff = effective_count(bkg_weight)
+    ok = fpr * n_eff >= SIC_MIN_BKG * (1 - 1e-9) if n_eff > 0 else np.zeros(len(fpr), bool)
+    return tpr[ok], tpr[ok] / np.sqrt(fpr[ok])
 
 
 def tpr_at(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
@@ -74,17 +90,16 @@ def weighted_roc(
 def roc_summary(label: np.ndarray, score: np.ndarray, weight: np.ndarray) -> dict[str, Any]:
     """AUC, eff_s at each of BKG_EFFICIENCIES and max SIC of ``score`` for label 1 vs 0."""
     label = np.asarray(label)
-    weight = np.clip(np.asarray(weight, dtype=np.float64), 0.0, None)
+    weight = nonnegative(weight)
     score = np.asarray(score, dtype=np.float64)
     if not _usable(label, weight) or not np.all(np.isfinite(score)):
         return _empty_summary()
     fpr, tpr = weighted_roc(label, score, weight)
     area = float(auc(fpr, tpr))  # what roc_auc_score computes, without sorting twice
     floor = 1.0 / effective_count(weight[label == 0])
-    resolvable = fpr >= floor * (1 - 1e-9)
     eff_s = {efficiency_key(e): tpr_at(fpr, tpr, e) if e >= floor * (1 - 1e-9) else None
              for e in BKG_EFFICIENCIES}
-    sic = tpr[resolvable] / np.sqrt(fpr[resolvable])
+    _, sic = sic_points(fpr, tpr, weight[label == 0])
     return {"auc": area, "eff_s": eff_s, "max_sic": float(sic.max()) if sic.size else None}
 
 
@@ -93,7 +108,7 @@ def separation_auc(
 ) -> float | None:
     """AUC with sample A as the positive class: P(score_A > score_B); 0.5 = indistinguishable."""
     label = np.concatenate([np.ones(len(score_a), np.int8), np.zeros(len(score_b), np.int8)])
-    weight = np.clip(np.concatenate([weight_a, weight_b]).astype(np.float64), 0.0, None)
+    weight = nonnegative(np.concatenate([weight_a, weight_b]))
     score = np.concatenate([score_a, score_b]).astype(np.float64)
     if not _usable(label, weight) or not np.all(np.isfinite(score)):
         return None

@@ -16,14 +16,19 @@ from matplotlib.axes import Axes
 from sklearn.metrics import auc as area_under
 
 from bead.errors import DataError, UsageError
-from bead.evaluation.metrics import ALL_SIGNALS, weighted_roc
+from bead.evaluation.metrics import (
+    ALL_SIGNALS,
+    SIC_MIN_BKG,
+    nonnegative,
+    sic_points,
+    weighted_roc,
+)
 from bead.evaluation.scores import ScoreTable, read_scores
 from bead.plotting.inputs import SCORES, load_metrics, lookup_auc
 from bead.plotting.style import bead_label, color, hep_style, new_figure, safe_name, save_figure
 
 log = logging.getLogger(__name__)
 
-SIC_MIN_BKG = 10
 X_LABEL = r"Background efficiency $\varepsilon_B$ (false positive rate)"
 Y_LABEL = r"Signal efficiency $\varepsilon_S$"
 
@@ -32,6 +37,7 @@ Y_LABEL = r"Signal efficiency $\varepsilon_S$"
 class Curve:
     eps_b: np.ndarray
     eps_s: np.ndarray
+    bkg_weight: np.ndarray  # the background weights behind eps_b, for the SIC's statistics
 
     @property
     def auc(self) -> float:
@@ -39,14 +45,15 @@ class Curve:
 
 
 def roc_curve(score: np.ndarray, is_signal: np.ndarray, weight: np.ndarray) -> Curve:
-    """Weighted ROC of the finite scores (the rest are skipped with a warning)."""
+    """Weighted ROC of the finite scores (the rest are skipped with a warning), with the
+    metrics' weight policy (negative weights count as zero)."""
     keep = np.isfinite(score)
     if not keep.all():
         log.warning("ignoring %d non-finite scores in the ROC", int((~keep).sum()))
-    score, is_signal, weight = score[keep], is_signal[keep], weight[keep]
+    score, is_signal, weight = score[keep], is_signal[keep], nonnegative(weight[keep])
     if weight[is_signal].sum() <= 0 or weight[~is_signal].sum() <= 0:
         raise ValueError("ROC needs positive total weight for both signal and background")
-    return Curve(*weighted_roc(is_signal, score, weight))
+    return Curve(*weighted_roc(is_signal, score, weight), bkg_weight=weight[~is_signal])
 
 
 def _curve(table: ScoreTable, score: str, signal: np.ndarray, background: np.ndarray) -> Curve:
@@ -109,11 +116,10 @@ def plot_roc_per_generator(table: ScoreTable, metrics: dict[str, Any], score: st
 def plot_sic(table: ScoreTable, score: str, out_dir: Path) -> list[Path]:
     """Significance improvement eps_s / sqrt(eps_b) against signal efficiency.
 
-    Points with fewer than ``SIC_MIN_BKG`` background events passing are left out: there the
-    curve is statistical noise.
+    Points with fewer than ``SIC_MIN_BKG`` effective background events passing are left out:
+    there the curve is statistical noise. The legend's maximum is metrics.json's ``max_sic``.
     """
     background = ~table.is_signal
-    min_eps_b = SIC_MIN_BKG / max(1, int(background.sum()))
     groups = [(g.name, g.mask, color(i, True), "--")
               for i, g in enumerate(table.signal_groups())]
     groups.append(("All signals", table.is_signal, "black", "-"))
@@ -122,11 +128,10 @@ def plot_sic(table: ScoreTable, score: str, out_dir: Path) -> list[Path]:
         top = 1.0
         for name, mask, col, ls in groups:
             curve = _curve(table, score, mask, background)
-            ok = curve.eps_b >= min_eps_b
-            sic = curve.eps_s[ok] / np.sqrt(curve.eps_b[ok])
+            eps_s, sic = sic_points(curve.eps_b, curve.eps_s, curve.bkg_weight)
             best = float(sic.max()) if sic.size else float("nan")
             top = max(top, best) if sic.size else top
-            ax.plot(curve.eps_s[ok], sic, color=col, ls=ls, label=f"{name} (max SIC = {best:.2f})")
+            ax.plot(eps_s, sic, color=col, ls=ls, label=f"{name} (max SIC = {best:.2f})")
         ax.axhline(1.0, ls=":", color="0.5", lw=1.5, label="No improvement")
         ax.set_xlim(0.0, 1.0)
         ax.set_ylim(0.0, top * 1.45)

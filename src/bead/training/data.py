@@ -7,6 +7,7 @@ training and scoring loops never touch single events in Python.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from bead.errors import DataError
+
+log = logging.getLogger(__name__)
 
 INPUT_LEVELS = ("event", "jet", "constituent")
 _LEVEL_KEYS = {"constituent": ("constituents", "constituent_mask"), "jet": ("jets", "jet_mask")}
@@ -41,6 +44,7 @@ class Manifest:
     path: Path
     generators: list[str]
     samples: list[SampleEntry]
+    scalers_sha256: str  # identifies the preparation; a model records the one it trained on
 
     def of_flag(self, flag: str) -> list[SampleEntry]:
         return [s for s in self.samples if s.flag == flag]
@@ -59,11 +63,14 @@ def read_manifest(tensors_dir: Path) -> Manifest:
             for s in raw["samples"]
         ]
         generators = [str(g) for g in raw["generators"]]
+        scalers_sha256 = str(raw["scalers_sha256"])
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: invalid JSON: {err}") from None
     except (KeyError, TypeError, ValueError) as err:
-        raise DataError(f"{path}: malformed manifest ({type(err).__name__}: {err})") from None
-    return Manifest(path=path, generators=generators, samples=samples)
+        raise DataError(f"{path}: malformed manifest ({type(err).__name__}: {err}); rerun "
+                        "prepare_inputs") from None
+    return Manifest(path=path, generators=generators, samples=samples,
+                    scalers_sha256=scalers_sha256)
 
 
 @dataclass
@@ -126,11 +133,33 @@ def load_sample(
     return inputs, tensors
 
 
+def _training_weights(data: ModelInputs, weighted: bool, source: Path) -> ModelInputs:
+    """Unit weights, or the event weights once they are fit to train on.
+
+    A negative weight would make the optimiser maximise that event's loss, so weighted training
+    refuses them; a sample dominated by a few weights trains on those few, so it is reported.
+    """
+    if not weighted:
+        return ModelInputs(data.x, data.mask, torch.ones_like(data.weight), data.evt_id)
+    w = data.weight.double()
+    if (w < 0).any() or not torch.isfinite(w).all() or w.sum() <= 0:
+        raise DataError(
+            f"{source}: weighted_training needs finite, non-negative event weights with a "
+            f"positive sum; bkg_train has {int((w < 0).sum())} negative of {len(w)} "
+            f"(sum {float(w.sum()):.4g}); set weighted_training = false")
+    n_eff = float(w.sum() ** 2 / (w * w).sum())
+    if n_eff < 0.1 * len(w):
+        log.warning("weighted training: the bkg_train weights are as good as %.0f events of "
+                    "%d (Kish N_eff); a few events will drive the model", n_eff, len(w))
+    return data
+
+
 def load_training_split(
-    tensors_dir: Path, input_level: str, device: torch.device
+    manifest: Manifest, input_level: str, device: torch.device, weighted: bool = False
 ) -> tuple[ModelInputs, ModelInputs]:
-    """All ``bkg_train`` samples, concatenated and split by ``is_val``, on ``device``."""
-    manifest = read_manifest(tensors_dir)
+    """All ``bkg_train`` samples of ``manifest``, concatenated and split by ``is_val``, on
+    ``device``; unit weights unless ``weighted``."""
+    tensors_dir = manifest.path.parent
     entries = manifest.of_flag("bkg_train")
     if not entries:
         raise DataError(f"{manifest.path}: no bkg_train sample to train on")
@@ -144,7 +173,8 @@ def load_training_split(
     if len(shapes) > 1:
         raise DataError(f"{manifest.path}: bkg_train samples have different input shapes "
                         f"{sorted(shapes)} (rerun prepare_inputs)")
-    data, is_val = ModelInputs.cat(parts), torch.cat(flags)
+    data = _training_weights(ModelInputs.cat(parts), weighted, manifest.path)
+    is_val = torch.cat(flags)
     train, val = data.select(~is_val), data.select(is_val)
     for name, split in (("training", train), ("validation", val)):
         if len(split) == 0:

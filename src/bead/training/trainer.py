@@ -35,7 +35,7 @@ from bead.training.checkpoint import (
     save_torch,
     write_model_spec,
 )
-from bead.training.data import ModelInputs, load_training_split
+from bead.training.data import ModelInputs, load_training_split, read_manifest
 from bead.training.history import History
 from bead.training.optim import build_optimizer, build_scheduler, current_lr
 from bead.training.runtime import Runtime, deterministic_algorithms, make_runtime, seed_everything
@@ -114,13 +114,14 @@ class Trainer:
     """Model, loss, optimizer, scheduler and best-epoch tracking of one training run."""
 
     def __init__(
-        self, config: Config, runtime: Runtime, train_data: ModelInputs, val_data: ModelInputs
+        self, config: Config, runtime: Runtime, train_data: ModelInputs, val_data: ModelInputs,
+        scalers_sha256: str,
     ) -> None:
         check_compatible(config.model_name, config.loss_function)
         self.config, self.runtime = config, runtime
         self.train_data, self.val_data = train_data, val_data
         _, n_slots, n_features = train_data.x.shape
-        self.spec = ModelSpec.from_config(config, n_slots, n_features)
+        self.spec = ModelSpec.from_config(config, n_slots, n_features, scalers_sha256)
         self.model = self.spec.build().to(runtime.device)
         self.loss = build_loss(config.loss_function, config.reg_param)
         self.optimizer = build_optimizer(config.optimizer, self.model.parameters(), config.lr)
@@ -304,11 +305,12 @@ def train(
     models_dir, results_dir = Path(models_dir), Path(results_dir)
     with deterministic_algorithms(config.deterministic_algorithm):
         seed_everything(config.seed)
-        train_data, val_data = load_training_split(Path(tensors_dir), config.input_level,
-                                                   runtime.device)
+        manifest = read_manifest(Path(tensors_dir))
+        train_data, val_data = load_training_split(manifest, config.input_level, runtime.device,
+                                                   config.weighted_training)
         log.info("training %s with %s on %d events (%d validation) on %s", config.model_name,
                  config.loss_function, len(train_data), len(val_data), runtime.device)
-        trainer = Trainer(config, runtime, train_data, val_data)
+        trainer = Trainer(config, runtime, train_data, val_data, manifest.scalers_sha256)
         if resume and (models_dir / LAST).is_file():
             trainer.restore(models_dir)
         elif runtime.is_main:
