@@ -73,7 +73,7 @@ def make_tensor_folder(
     manifest = {
         "version": 1,
         "scalers_sha256": f"toy-{seed}",
-        "settings": {"num_jets": J, "num_constits": C, "normalizations": "none",
+        "settings": {"num_jets": J, "num_constits": C, "normalizations": "pj_custom",
                      "input_features": "all", "train_size": train_size, "seed": seed},
         "generators": sorted(bkg_generators),
         "features": {"constituent": ["a", "b", "c"], "jet": ["a", "b", "c", "n"],
@@ -88,6 +88,7 @@ def small_config(**overrides: object) -> Config:
     """An AE on the toy set: trains in well under a second per epoch on a CPU."""
     values: dict[str, object] = {"model_name": "AE", "loss_function": "AELoss",
                                  "latent_space_size": 4, "batch_size": 64, "epochs": 4,
-                                 "device": "cpu", "input_level": "constituent"}
+                                 "device": "cpu", "input_level": "constituent",
+                                 "num_jets": J, "num_constits": C, "train_size": 0.75}
     values.update(overrides)
     return Config(**values)

@@ -248,3 +248,25 @@ def test_training_weights_are_unit_unless_asked_and_never_negative(tmp_path):
     train_data, val_data = load_training_split(read_manifest(folder), "jet", cpu, weighted=True)
     weights = torch.cat([train_data.weight, val_data.weight])
     assert sorted(weights.tolist()) == sorted((signed.abs() + 0.5).tolist() + [1.0] * 40)
+
+
+def test_a_run_that_fails_in_its_first_epoch_keeps_the_previous_model(tmp_path):
+    folder = make_tensor_folder(tmp_path / "t", bkg_generators=("pythia",))
+    run(tmp_path, folder, epochs=2)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "models").iterdir()}
+    path = folder / "bkg_train_pythia.safetensors"
+    tensors = load_file(str(path))
+    tensors["constituents"][int(torch.nonzero(~tensors["is_val"])[0]), 0, 0] = float("nan")
+    save_file(tensors, str(path))
+    with pytest.raises(BeadError, match="diverged in epoch 1"):
+        run(tmp_path, folder, epochs=2, latent_space_size=3)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "models").iterdir()} == before
+
+
+def test_tensors_prepared_with_other_settings_are_refused(tmp_path, tensors):
+    # Projects share data/: another project's prepare_inputs may have rebuilt the tensors.
+    with pytest.raises(DataError, match=r"prepared with num_constits = 3, normalizations = "
+                                        r"'pj_custom', but the config has num_constits = 4, "
+                                        r"normalizations = 'log\+standard'; rerun prepare"):
+        run(tmp_path, tensors, num_constits=4, normalizations="log+standard")
+    assert not (tmp_path / "models").exists()

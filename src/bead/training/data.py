@@ -45,6 +45,7 @@ class Manifest:
     generators: list[str]
     samples: list[SampleEntry]
     scalers_sha256: str  # identifies the preparation; a model records the one it trained on
+    settings: dict[str, Any]  # the config values prepare_inputs ran with
 
     def of_flag(self, flag: str) -> list[SampleEntry]:
         return [s for s in self.samples if s.flag == flag]
@@ -64,13 +65,14 @@ def read_manifest(tensors_dir: Path) -> Manifest:
         ]
         generators = [str(g) for g in raw["generators"]]
         scalers_sha256 = str(raw["scalers_sha256"])
+        settings = dict(raw["settings"])
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: invalid JSON: {err}") from None
     except (KeyError, TypeError, ValueError) as err:
         raise DataError(f"{path}: malformed manifest ({type(err).__name__}: {err}); rerun "
                         "prepare_inputs") from None
     return Manifest(path=path, generators=generators, samples=samples,
-                    scalers_sha256=scalers_sha256)
+                    scalers_sha256=scalers_sha256, settings=settings)
 
 
 @dataclass

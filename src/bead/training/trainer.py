@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor
 
 from bead.config import Config
-from bead.errors import BeadError, UsageError
+from bead.errors import BeadError, DataError, UsageError
 from bead.losses.base import BeadLoss
 from bead.losses.registry import build_loss, check_compatible
 from bead.models.base import BeadModel
@@ -35,7 +35,7 @@ from bead.training.checkpoint import (
     save_torch,
     write_model_spec,
 )
-from bead.training.data import ModelInputs, load_training_split, read_manifest
+from bead.training.data import Manifest, ModelInputs, load_training_split, read_manifest
 from bead.training.history import History
 from bead.training.optim import build_optimizer, build_scheduler, current_lr
 from bead.training.runtime import Runtime, deterministic_algorithms, make_runtime, seed_everything
@@ -134,6 +134,7 @@ class Trainer:
         self.stopped_early = False
         self.train_seconds = 0.0
         self.best_state: dict[str, Tensor] | None = None
+        self.replaces_previous = False  # a fresh run: replace models/ at the first write
         self.shuffle = torch.Generator()
 
     # --- one epoch ---------------------------------------------------------------------------
@@ -281,6 +282,13 @@ class Trainer:
             len(self.history.epoch) * len(self.train_data) / self.train_seconds)
 
     def _write(self, models_dir: Path, results_dir: Path) -> None:
+        if self.replaces_previous:
+            # Only now, with a first good epoch in hand, does the previous model go: a run that
+            # fails or is killed in its first epoch leaves it usable.
+            for name in (BEST, LAST):
+                (models_dir / name).unlink(missing_ok=True)
+            write_model_spec(models_dir, self.spec)
+            self.replaces_previous = False
         if self.tracker.best_epoch == self.epoch:
             save_torch(models_dir / BEST, self.best_state)
         state = self.checkpoint()
@@ -291,6 +299,20 @@ class Trainer:
         self.history.write(results_dir)
 
 
+PREPARATION_KEYS = ("num_jets", "num_constits", "normalizations", "input_features", "train_size")
+
+
+def check_preparation(manifest: Manifest, config: Config) -> None:
+    """The tensors must come from this config: projects of a workspace share data/, so another
+    project's prepare_inputs may have rebuilt them with its own settings."""
+    changed = [k for k in PREPARATION_KEYS if manifest.settings.get(k) != getattr(config, k)]
+    if changed:
+        prepared = ", ".join(f"{k} = {manifest.settings.get(k)!r}" for k in changed)
+        wanted = ", ".join(f"{k} = {getattr(config, k)!r}" for k in changed)
+        raise DataError(f"{manifest.path}: the tensors were prepared with {prepared}, but the "
+                        f"config has {wanted}; rerun prepare_inputs for this project")
+
+
 def train(
     config: Config, tensors_dir: Path, models_dir: Path, results_dir: Path,
     progress: bool = True, resume: bool = False, runtime: Runtime | None = None,
@@ -299,13 +321,14 @@ def train(
 
     With ``resume`` and an existing ``models/last.pt``, training continues from it (the epoch
     count, optimizer, scheduler, best epoch and random state carry on); otherwise it starts
-    afresh and replaces the previous best.pt/last.pt.
+    afresh and replaces the previous best.pt/last.pt once its first epoch succeeded.
     """
     runtime = runtime or make_runtime(config)
     models_dir, results_dir = Path(models_dir), Path(results_dir)
     with deterministic_algorithms(config.deterministic_algorithm):
         seed_everything(config.seed)
         manifest = read_manifest(Path(tensors_dir))
+        check_preparation(manifest, config)
         train_data, val_data = load_training_split(manifest, config.input_level, runtime.device,
                                                    config.weighted_training)
         log.info("training %s with %s on %d events (%d validation) on %s", config.model_name,
@@ -313,10 +336,8 @@ def train(
         trainer = Trainer(config, runtime, train_data, val_data, manifest.scalers_sha256)
         if resume and (models_dir / LAST).is_file():
             trainer.restore(models_dir)
-        elif runtime.is_main:
+        else:
             if resume:
                 log.info("no %s to resume from; starting afresh", models_dir / LAST)
-            for name in (BEST, LAST):
-                (models_dir / name).unlink(missing_ok=True)
-            write_model_spec(models_dir, trainer.spec)
+            trainer.replaces_previous = True
         return trainer.fit(models_dir, results_dir, progress)
