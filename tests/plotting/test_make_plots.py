@@ -83,6 +83,16 @@ def test_test_metrics_skips_loss_plots_and_draws_tsne(tmp_path: Path) -> None:
     assert "Training:" not in (plots / "report.html").read_text(encoding="utf-8")
 
 
+def test_without_signal_draws_everything_but_roc_and_sic(tmp_path: Path, caplog) -> None:
+    results = write_all(tmp_path / "results", n_bkg=60, n_sig=0)
+    plots = tmp_path / "plots"
+    make_plots(Config(), results, plots)
+    assert_figures(plots, [*LOSS, *(f"scores/scores_{s}" for s in SCORES),
+                           "latent_space/latent_pca"])
+    assert not (plots / "roc").exists() and not (plots / "sic").exists()
+    assert "no ROC or SIC curves" in caplog.text
+
+
 @pytest.mark.parametrize(("which", "present", "missing", "mode"), [
     ("all", [], "history.json", "train"),
     ("train_metrics", [], "history.json", "train"),

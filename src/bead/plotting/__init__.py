@@ -40,9 +40,12 @@ def make_plots(config: Config, results_dir: Path, plots_dir: Path,
     if test:
         check_style_available(config.latent_space_plot_style)
         table, metrics = read_scores(results_dir / SCORES), load_metrics(results_dir)
-        if not table.is_signal.any() or table.is_signal.all():
-            raise DataError(f"{results_dir / SCORES}: needs both background and signal "
-                            "events for ROC plots (add sig_test_* and bkg_test_* samples)")
+        if table.is_signal.all():
+            raise DataError(f"{results_dir / SCORES}: no background events to plot against "
+                            "(add bkg_test_* samples)")
+        if not table.is_signal.any():
+            log.warning("%s: no signal events: drawing score distributions and latent plots; "
+                        "no ROC or SIC curves", results_dir / SCORES)
 
     written: list[Path] = []
     if history is not None:
@@ -50,9 +53,10 @@ def make_plots(config: Config, results_dir: Path, plots_dir: Path,
         log.info("loss plots written to %s", plots_dir / "loss")
     if table is not None and metrics is not None:
         for score in table.scores:
-            written += plot_roc(table, metrics, score, plots_dir / "roc")
-            written += plot_roc_per_generator(table, metrics, score, plots_dir / "roc")
-            written += plot_sic(table, score, plots_dir / "sic")
+            if table.is_signal.any():
+                written += plot_roc(table, metrics, score, plots_dir / "roc")
+                written += plot_roc_per_generator(table, metrics, score, plots_dir / "roc")
+                written += plot_sic(table, score, plots_dir / "sic")
             written += plot_score_distribution(table, score, plots_dir / "scores")
         written += plot_latent(table, config, plots_dir / "latent_space")
         log.info("evaluation plots written to %s", plots_dir)
