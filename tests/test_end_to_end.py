@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import h5py
@@ -114,3 +115,14 @@ def test_train_resume_continues_the_epoch_count(chained: Path) -> None:
     assert main(["-m", "train", *base, "-o", "resume"]) == 0
     history = json.loads((chained / "p1" / "output" / "results" / "history.json").read_text())
     assert history["epoch"] == list(range(1, TINY["epochs"] + 3))
+
+
+def test_stores_without_their_csv_are_reported(chained: Path, tmp_path: Path, capsys) -> None:
+    shutil.copytree(chained, tmp_path / "ws")
+    (signal_csv,) = (tmp_path / "ws" / "data" / "csv").glob("sig_test_*.csv")
+    signal_csv.unlink()
+    capsys.readouterr()
+    assert main(["-m", "prepare_inputs", "-p", "ws", "p1", "--workspaces", str(tmp_path),
+                 "--no-progress"]) == 0
+    out = " ".join("".join(capsys.readouterr()).split())
+    assert f"{signal_csv.stem}.h5 converted earlier from CSVs no longer in" in out

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bead import __version__
@@ -54,6 +56,19 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def interrupt_on_sigterm() -> Callable[[], None]:
+    """Treat SIGTERM (a batch system's time limit, ``kill``) like Ctrl-C, so temporary files are
+    removed and the run ends with one line; returns the function that restores the handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
@@ -66,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress=not args.no_progress,
         verbose=args.verbose,
     )
+    terminate = interrupt_on_sigterm()
     try:
         result = run_mode(options)
     except BeadError as err:
@@ -75,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as err:  # the CLI turns every failure into one line
         return _fail(err, 1, args.verbose, unexpected=True)
+    finally:
+        terminate()
     if result.metrics is not None:
         print_summary(result.metrics)
     if result.plots:

@@ -105,6 +105,7 @@ def _config(paths: ProjectPaths, mode: str, opts: RunOptions) -> Config:
 
 
 def mode_new_project(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
+    _mode_option("new_project", opts)
     config = None
     if opts.legacy_config is not None:
         config, ignored = read_legacy_config(opts.legacy_config)
@@ -138,12 +139,27 @@ def mode_convert_csv(paths: ProjectPaths, opts: RunOptions, result: RunResult) -
                     progress=opts.progress)
 
 
+def _warn_on_orphan_stores(paths: ProjectPaths, store_dir: Path, suffix: str) -> None:
+    """A store whose CSV was removed still becomes a sample; say so, as it may be stale."""
+    if not paths.csv_dir.is_dir():
+        return
+    csv_stems = {p.name.removesuffix(".gz").removesuffix(".csv")
+                 for p in paths.csv_dir.iterdir() if p.name.endswith((".csv", ".csv.gz"))}
+    orphans = sorted(p.name for p in store_dir.glob(f"*{suffix}")
+                     if p.name.removesuffix(suffix) not in csv_stems)
+    if orphans:
+        log.warning("%s: %s converted earlier from CSVs no longer in %s; still used (delete "
+                    "them if they should not be)", store_dir, ", ".join(orphans), paths.csv_dir)
+
+
 def mode_prepare_inputs(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
     config = _config(paths, "prepare_inputs", opts)
     from bead.data.prepare import prepare_inputs
+    from bead.data.store import store_suffix
 
-    prepare_inputs(config, paths.store_dir(config.file_type), paths.tensors_dir,
-                   progress=opts.progress)
+    store_dir = paths.store_dir(config.file_type)
+    _warn_on_orphan_stores(paths, store_dir, store_suffix(config.file_type))
+    prepare_inputs(config, store_dir, paths.tensors_dir, progress=opts.progress)
 
 
 def mode_train(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
@@ -231,6 +247,8 @@ def run_demo(opts: RunOptions) -> RunResult:
 
 def run_mode(opts: RunOptions) -> RunResult:
     """Entry point of the CLI: run ``opts.mode`` (or the chain / demo it names)."""
+    if opts.legacy_config is not None and opts.mode != "new_project":
+        raise UsageError("--legacy-config belongs to mode new_project")
     if opts.mode == "demo":
         return run_demo(opts)
     if opts.project is None:

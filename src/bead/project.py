@@ -19,7 +19,11 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def workspaces_root(cli_value: str | None = None) -> Path:
     """--workspaces, else $BEAD_WORKSPACES, else ./workspaces (never inside the package)."""
     chosen = cli_value or os.environ.get("BEAD_WORKSPACES") or "workspaces"
-    return Path(chosen).expanduser().resolve()
+    root = Path(chosen).expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root}: the workspaces folder is a file (--workspaces, "
+                         "$BEAD_WORKSPACES or ./workspaces)")
+    return root
 
 
 @dataclass(frozen=True)
