@@ -93,6 +93,45 @@ def test_skip_mode_reports_skipped_rows(csv_dir: Path, tmp_path: Path,
     assert "bkg_train_pythia.csv:3: NaN value" in caplog.text
 
 
+def test_unreadable_csv_entries_stop_before_any_conversion(csv_dir: Path, tmp_path: Path) -> None:
+    (csv_dir / "bkg_train_herwig.csv").symlink_to("/nonexistent/x.csv")
+    (csv_dir / "sig_test_other.csv").mkdir()
+    out = tmp_path / "store"
+    with pytest.raises(DataError, match=r"bkg_train_herwig\.csv: not a readable file \(broken "
+                       r"link\?\); .*sig_test_other\.csv: not a readable file \(a folder\)$"):
+        convert_csv_dir(csv_dir, out, progress=False)
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_non_utf8_byte_names_file_and_line_or_is_skipped(csv_dir: Path, tmp_path: Path) -> None:
+    text = csv_text(["100", "1.2\udce9", "120"]).encode("utf-8", "surrogateescape")
+    (csv_dir / "bkg_train_pythia.csv").write_bytes(text)
+    out = tmp_path / "store"
+    with pytest.raises(DataError, match=r"bkg_train_pythia\.csv:3: non-UTF-8 bytes$"):
+        convert_csv_dir(csv_dir, out, progress=False)
+    results = convert_csv_dir(csv_dir, out, on_bad_row="skip", progress=False)
+    assert results[0].n_skipped == {"non-UTF-8 bytes": 1}
+    np.testing.assert_array_equal(read_store(results[0].output).met, [100.0, 120.0])
+
+
+def test_binary_file_is_not_a_text_csv(csv_dir: Path, tmp_path: Path) -> None:
+    (csv_dir / "bkg_train_pythia.csv").write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(DataError, match=r"bkg_train_pythia\.csv:1: not a text CSV"):
+        convert_csv_dir(csv_dir, tmp_path / "store", on_bad_row="skip", progress=False)
+
+
+def test_btag_other_than_0_or_1_is_a_bad_row(csv_dir: Path, tmp_path: Path) -> None:
+    text = csv_text(["100", "110"]) + ROW.format(met="120").replace(",2,0,22,", ",2,7,22,")
+    (csv_dir / "bkg_train_pythia.csv").write_text(text)
+    with pytest.raises(DataError, match=r"bkg_train_pythia\.csv:4: b-tag not 0 or 1$"):
+        convert_csv_dir(csv_dir, tmp_path / "store", progress=False)
+    results = convert_csv_dir(csv_dir, tmp_path / "store", on_bad_row="skip", progress=False)
+    assert results[0].n_skipped == {"b-tag not 0 or 1": 1}
+    stored = read_store(results[0].output)
+    np.testing.assert_array_equal(stored.met, [100.0, 110.0])
+    np.testing.assert_array_equal(stored.jet_btag, [0, 0])
+
+
 def test_folder_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="does not exist"):
         convert_csv_dir(tmp_path / "csv", tmp_path / "store", progress=False)

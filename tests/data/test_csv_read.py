@@ -23,6 +23,7 @@ HEADER = "evtwt,met,metphi,njets,npart,isbtagged,pid,pt,eta,phi"
 # one jet (b-tagged) with two constituents: 4 + 2 + 2 * 4 = 14 cells
 GOOD = "1.5e-08,100.0,0.5,1,2,1,22,10.0,0.1,0.2,-211,5.0,-0.3,1.0"
 GOOD2 = "2.0,50.0,-1.0,2,1,0,11,3.0,0.0,0.0,0,0"  # second jet has no constituents
+LATIN1_E = "\udce9"  # written as the lone byte 0xE9 (latin-1 'é'), which is not UTF-8
 
 
 def read_all(path: Path, **kwargs) -> EventChunk:
@@ -30,8 +31,9 @@ def read_all(path: Path, **kwargs) -> EventChunk:
 
 
 def write(tmp_path: Path, text: str, name: str = "bkg_train_test.csv") -> Path:
+    """Write ``text`` as UTF-8; surrogate escapes such as ``LATIN1_E`` become raw bytes."""
     path = tmp_path / name
-    path.write_text(text)
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
     return path
 
 
@@ -146,6 +148,13 @@ BAD_ROWS = [
     ("1.0,100.0,0.5,1,-2,0,22,1.0,0.0,0.0", "negative npart"),
     (GOOD.replace(",1,2,1,", ",1,1.5,1,"), "non-integer npart"),
     (GOOD.replace(",1,2,1,", ",1,2,0.5,"), "non-integer b-tag"),
+    (GOOD.replace(",1,2,1,", ",1,2,7,"), "b-tag not 0 or 1"),
+    (GOOD.replace(",1,2,1,", ",1,2,-1,"), "b-tag not 0 or 1"),
+    (GOOD2[:-1] + "2", "b-tag not 0 or 1"),  # in the second jet
+    (GOOD.replace("10.0", "1.2" + LATIN1_E), "non-UTF-8 bytes"),
+    (GOOD.replace("10.0", "\udcff\udcfe"), "non-UTF-8 bytes"),
+    (GOOD.replace(",22,", ",22" + "\udcc3,"), "non-UTF-8 bytes"),  # cut multi-byte character
+    (GOOD + "," + LATIN1_E, "non-UTF-8 bytes"),  # after the last jet
     (GOOD.replace("22,", "22.5,"), "non-integer particle id"),
     (GOOD.replace(",1,2,1,", ",1,3,1,"), "count overruns the row"),
     (GOOD.replace(",1,2,1,", ",2,2,1,"), "count overruns the row"),
@@ -174,6 +183,53 @@ def test_bad_row_is_skipped_and_counted(tmp_path: Path, row: str, reason: str) -
     np.testing.assert_array_equal(chunk.num_jets, [1, 2])
     np.testing.assert_array_equal(chunk.con_pt, [10.0, 5.0, 3.0])
     np.testing.assert_array_equal(chunk.con_pid, [22, -211, 11])
+
+
+def test_non_utf8_bytes_among_other_bad_cells_are_told_apart(tmp_path: Path) -> None:
+    rows = [GOOD, GOOD.replace("10.0", "x"), GOOD.replace("0.2", LATIN1_E), "é" + GOOD, GOOD,
+            GOOD.replace("5.0", "5" + LATIN1_E + LATIN1_E), GOOD2]
+    path = write(tmp_path, HEADER + "\n" + "\n".join(rows) + "\n")
+    for chunk_size in (1, 3, 100):
+        report = BadRowReport(max_examples=10)
+        chunk = read_all(path, chunk_size=chunk_size, on_bad_row="skip", report=report)
+        np.testing.assert_array_equal(chunk.evt_id, [0, 4, 6])
+        np.testing.assert_array_equal(chunk.con_pt, [10.0, 5.0, 10.0, 5.0, 3.0])
+        assert report.counts == {"non-UTF-8 bytes": 2, "non-numeric cell": 2}
+        assert [(e.line, e.reason) for e in report.examples] == [
+            (3, "non-numeric cell"), (4, "non-UTF-8 bytes"), (5, "non-numeric cell"),
+            (7, "non-UTF-8 bytes"),
+        ]
+    with pytest.raises(DataError, match=rf"^{re.escape(str(path))}:3: non-numeric cell$"):
+        read_all(path)
+
+
+def test_carriage_return_inside_a_row_does_not_shift_later_rows(tmp_path: Path) -> None:
+    rows = [GOOD, GOOD.replace("0.1,0.2", "0.1,0.\r2"), GOOD2, GOOD.replace(",0.2,", ",0.2\r,")]
+    path = write(tmp_path, HEADER + "\n" + "\n".join(rows) + "\n")
+    report = BadRowReport()
+    chunk = read_all(path, on_bad_row="skip", report=report)
+    assert report.counts == {"non-numeric cell": 1}
+    assert report.examples[0].line == 3
+    np.testing.assert_array_equal(chunk.evt_id, [0, 2, 3])
+    np.testing.assert_array_equal(chunk.con_pt, [10.0, 5.0, 3.0, 10.0, 5.0])
+    np.testing.assert_array_equal(chunk.con_phi, [0.2, 1.0, 0.0, 0.2, 1.0])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        bytes(range(256)) * 4,  # random-looking binary
+        b"\x7fELF\x02\x01\x01\x00\x00\x00\n\x00\x01",  # an executable
+        f"{HEADER}{LATIN1_E}\n{GOOD}\n".encode("utf-8", "surrogateescape"),  # latin-1 header
+        f"\n\n{HEADER}".encode("utf-16"),
+    ],
+)
+def test_binary_file_is_not_a_text_csv(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "bkg_train_x.csv"
+    path.write_bytes(data)
+    for on_bad_row in ("error", "skip"):
+        with pytest.raises(DataError, match=rf"^{re.escape(str(path))}:\d+: not a text CSV"):
+            read_all(path, on_bad_row=on_bad_row)
 
 
 def test_skip_summary_counts_reasons(tmp_path: Path) -> None:

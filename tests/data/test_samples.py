@@ -47,10 +47,12 @@ def touch(folder: Path, *names: str) -> None:
 def test_discover_sorted_csvs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     touch(tmp_path, "sig_test_svj.csv", "bkg_train_pythia.csv.gz", "bkg_test_pythia.csv",
           ".DS_Store", "notes.txt")
-    (tmp_path / "sub.csv").mkdir()
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "bkg_test_herwig.csv").symlink_to(tmp_path / "bkg_test_pythia.csv")
     found = discover_csvs(tmp_path)
     assert [p.name for p in found] == [
-        "bkg_test_pythia.csv", "bkg_train_pythia.csv.gz", "sig_test_svj.csv"
+        "bkg_test_herwig.csv", "bkg_test_pythia.csv", "bkg_train_pythia.csv.gz",
+        "sig_test_svj.csv",
     ]
     assert "notes.txt" in caplog.text  # non-CSV files are ignored, but not silently
 
@@ -73,3 +75,24 @@ def test_discover_missing_or_empty_folder(tmp_path: Path) -> None:
     touch(tmp_path / "csv", "readme.txt")
     with pytest.raises(DataError, match="no CSV files"):
         discover_csvs(tmp_path / "csv")
+
+
+def test_discover_names_every_unreadable_csv_entry(tmp_path: Path) -> None:
+    touch(tmp_path, "bkg_train_pythia.csv", "notes.txt")
+    (tmp_path / "bkg_train_herwig.csv").symlink_to(tmp_path / "gone" / "x.csv")
+    (tmp_path / "sig_test_other.csv").mkdir()
+    (tmp_path / "bkg_test_a.csv.gz").symlink_to("nowhere.csv.gz")
+    (tmp_path / "readme.txt").symlink_to("nowhere.txt")  # not a CSV: not our business
+    with pytest.raises(DataError) as info:
+        discover_csvs(tmp_path)
+    assert str(info.value) == "; ".join([
+        f"{tmp_path / 'bkg_test_a.csv.gz'}: not a readable file (broken link?)",
+        f"{tmp_path / 'bkg_train_herwig.csv'}: not a readable file (broken link?)",
+        f"{tmp_path / 'sig_test_other.csv'}: not a readable file (a folder)",
+    ])
+
+
+def test_discover_only_a_broken_link_is_not_no_csvs(tmp_path: Path) -> None:
+    (tmp_path / "bkg_train_pythia.csv").symlink_to("/nonexistent/x.csv")
+    with pytest.raises(DataError, match=r"bkg_train_pythia\.csv: not a readable file \(broken"):
+        discover_csvs(tmp_path)

@@ -41,14 +41,16 @@ REASONS = (
     "negative npart",
     "non-integer npart",
     "non-integer b-tag",
+    "b-tag not 0 or 1",
     "count overruns the row",
     "leftover cells after the last jet",
     "negative pt",
     "non-integer particle id",
+    "non-UTF-8 bytes",
 )
 (_OK, _NON_NUMERIC, _EMPTY, _NAN, _INF, _SHORT, _NEG_NJETS, _NONINT_NJETS, _NEG_MET,
- _NEG_NPART, _NONINT_NPART, _NONINT_BTAG, _OVERRUN, _LEFTOVER, _NEG_PT, _NONINT_PID) = range(
-    len(REASONS))
+ _NEG_NPART, _NONINT_NPART, _NONINT_BTAG, _BTAG_RANGE, _OVERRUN, _LEFTOVER, _NEG_PT, _NONINT_PID,
+ _NON_UTF8) = range(len(REASONS))
 
 _PAD = b", \t\r\n"  # trailing padding: empty cells and line endings
 _WHITESPACE = b" \t\r"
@@ -169,6 +171,11 @@ def _read_header(path: Path, stream: BinaryIO) -> tuple[bytes, int]:
     while lines := _read_lines(path, stream, 1):
         line_no += 1
         if lines[0]:
+            if b"\0" in lines[0] or not _is_utf8(lines[0]):
+                raise DataError(
+                    f"{path}:{line_no}: not a text CSV (binary or non-UTF-8 bytes in the header "
+                    "line)"
+                )
             first_cell = lines[0].split(b",", 1)[0].strip()
             try:
                 float(first_cell)
@@ -179,6 +186,14 @@ def _read_header(path: Path, stream: BinaryIO) -> tuple[bytes, int]:
                 "found numbers"
             )
     raise DataError(f"{path}: file is empty")
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _parse_block(lines: list[bytes], header: bytes, first_line: int, evt_base: int) -> _Block:
@@ -193,7 +208,7 @@ def _parse_block(lines: list[bytes], header: bytes, first_line: int, evt_base: i
     rows = lines if n == len(lines) else [lines[i] for i in data]
     text = b"\n".join([*rows, b""])  # every row newline-terminated
     ncells = _cells_per_line(text, lens[data])
-    values, cell_codes = _parse_cells(text.replace(b",", b"\n"))
+    values, cell_codes = _parse_cells(_one_cell_per_line(text))
     offsets = np.cumsum(ncells) - ncells
 
     codes = np.zeros(n, dtype=np.int8)
@@ -243,6 +258,13 @@ def _cells_per_line(text: bytes, lens: np.ndarray) -> np.ndarray:
     return np.diff(np.searchsorted(commas, ends), prepend=0) + 1
 
 
+def _one_cell_per_line(text: bytes) -> bytes:
+    """Commas become newlines; a stray carriage return inside a row becomes a space, since
+    pyarrow would end a line there and shift every later cell of the block by one."""
+    cells = text.replace(b",", b"\n")
+    return cells.replace(b"\r", b" ") if b"\r" in cells else cells
+
+
 def _parse_cells(cells: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Parse one cell per line into float64, with a per-cell reason code (0 when fine)."""
     try:
@@ -261,6 +283,7 @@ def _parse_cells(cells: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 def _parse_cells_slow(cells: bytes) -> tuple[np.ndarray, np.ndarray]:
     """Like ``_parse_cells`` for blocks holding text cells: find them instead of failing."""
+    cells, non_utf8 = _as_utf8(cells)
     column = pc.utf8_trim_whitespace(_read_column(cells, pa.string()))
     numeric = pc.match_substring_regex(column, _NUMBER)
     values = pc.cast(pc.if_else(numeric, column, "nan"), pa.float64()).to_numpy()
@@ -269,7 +292,25 @@ def _parse_cells_slow(cells: bytes) -> tuple[np.ndarray, np.ndarray]:
     codes[np.isnan(values)] = _NAN
     codes[~numeric.to_numpy(zero_copy_only=False)] = _NON_NUMERIC
     codes[pc.equal(column, "").to_numpy(zero_copy_only=False)] = _EMPTY
+    if non_utf8 is not None:
+        codes[non_utf8] = _NON_UTF8
     return values, codes
+
+
+def _as_utf8(cells: bytes) -> tuple[bytes, np.ndarray | None]:
+    """``cells`` with invalid UTF-8 replaced by U+FFFD, and a mask of the cells that had any
+    (None when all were valid), so a stray byte is a bad row rather than a failed block.
+
+    Decoding with ``errors="replace"`` never swallows an ASCII byte, so the newlines between
+    cells stay put and a cell is bad exactly when its bytes changed.
+    """
+    if cells.isascii():
+        return cells, None
+    fixed = cells.decode("utf-8", "replace").encode()
+    if fixed == cells:
+        return cells, None
+    changed = pc.not_equal(_read_column(cells, pa.binary()), _read_column(fixed, pa.binary()))
+    return fixed, pc.fill_null(changed, True).to_numpy(zero_copy_only=False)
 
 
 def _read_column(cells: bytes, dtype: pa.DataType) -> pa.ChunkedArray:
@@ -350,6 +391,7 @@ def _walk(
             (npart < 0, _NEG_NPART),
             (~_is_integer(npart), _NONINT_NPART),
             (~_is_integer(btag), _NONINT_BTAG),
+            ((btag != 0) & (btag != 1), _BTAG_RANGE),
             (p + 2 + 4 * npart > end[active], _OVERRUN),
         )
         good = np.ones(active.size, dtype=bool)

@@ -49,14 +49,39 @@ def _is_csv(path: Path) -> bool:
     return path.name.lower().endswith(_CSV_SUFFIXES)
 
 
+def _unreadable(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a CSV file, or None when it can."""
+    if path.is_symlink() and not path.exists():
+        return "not a readable file (broken link?)"
+    if path.is_dir():
+        return "not a readable file (a folder)"
+    if not path.is_file():
+        return "not a readable file (not a regular file)"
+    try:
+        path.open("rb").close()
+    except OSError as exc:
+        return f"not a readable file ({exc.strerror or exc})"
+    return None
+
+
 def discover_csvs(csv_dir: Path) -> list[Path]:
-    """All sample CSVs in ``csv_dir``, sorted; every CSV there must have a valid sample name."""
+    """All sample CSVs in ``csv_dir``, sorted; every CSV there must have a valid sample name.
+
+    A ``*.csv`` entry that cannot be read (a broken link, a folder, no permission) is an error
+    rather than skipped, so a sample never drops out unnoticed.
+    """
     csv_dir = Path(csv_dir)
     if not csv_dir.is_dir():
         raise DataError(f"{csv_dir}: CSV folder does not exist")
-    files = sorted(p for p in csv_dir.iterdir() if p.is_file() and not p.name.startswith("."))
-    csvs = [p for p in files if _is_csv(p)]
-    ignored = [p.name for p in files if not _is_csv(p)]
+    try:
+        entries = sorted(p for p in csv_dir.iterdir() if not p.name.startswith("."))
+    except OSError as exc:
+        raise DataError(f"{csv_dir}: cannot list the CSV folder: {exc.strerror or exc}") from exc
+    csvs = [p for p in entries if _is_csv(p)]
+    unreadable = [f"{p}: {why}" for p in csvs if (why := _unreadable(p)) is not None]
+    if unreadable:
+        raise DataError("; ".join(unreadable))
+    ignored = [p.name for p in entries if p.is_file() and not _is_csv(p)]
     if ignored:
         logger.warning("%s: ignoring files that are not CSVs: %s", csv_dir, ", ".join(ignored))
     if not csvs:
