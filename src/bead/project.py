@@ -102,5 +102,6 @@ def create_project(paths: ProjectPaths, config: Config | None = None) -> Path:
         log.info("config %s exists; left unchanged", paths.config_file)
     else:
         save_config(config or Config(), paths.config_file)
-        log.info("wrote default config %s", paths.config_file)
+        log.info("wrote %s config %s", "default" if config is None else "converted",
+                 paths.config_file)
     return paths.config_file

@@ -9,10 +9,11 @@ import torch
 
 from bead.errors import UsageError
 from bead.losses.base import LossResult
-from bead.losses.registry import LOSSES, build_loss, check_compatible, compatible
+from bead.losses.registry import LOSSES, build_loss
 from bead.losses.terms import kl_standard_normal
 from bead.models.base import ModelOutput
 from bead.models.registry import MODELS, build_model
+from bead.names import check_compatible, compatible
 
 S, F, L = 6, 3, 4
 PAIRS = [(m, lo) for m in MODELS for lo in LOSSES if compatible(m, lo)]

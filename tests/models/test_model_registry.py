@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch import nn
 
 from bead.errors import DataError, UsageError
+from bead.losses.registry import LOSSES
 from bead.models.base import ModelOutput
 from bead.models.registry import MODELS, build_model
+from bead.names import LOSS_REQUIRES, MODEL_PROVIDES
 
 S, F, L = 7, 4, 3
 VAES = [name for name, cls in MODELS.items() if "mu" in cls.provides]
@@ -104,3 +109,16 @@ def test_latent_prefers_flow_output() -> None:
     mu, zk = torch.zeros(2, L), torch.ones(2, L)
     assert ModelOutput(recon=mu, mu=mu, zk=zk).latent is zk
     assert ModelOutput(recon=mu, mu=mu).latent is mu
+
+
+def test_the_torch_free_names_agree_with_the_registries() -> None:
+    # The config checks names and pairs through bead.names so that loading it needs no torch.
+    assert {name: cls.provides for name, cls in MODELS.items()} == MODEL_PROVIDES
+    assert {name: cls.requires for name, cls in LOSSES.items()} == LOSS_REQUIRES
+
+
+def test_loading_a_config_does_not_import_torch() -> None:
+    code = ("import sys; from bead.config import make_config; "
+            "make_config({'model_name': 'AE', 'loss_function': 'AELoss'}); "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

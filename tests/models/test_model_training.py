@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bead.losses.registry import build_loss, compatible
+from bead.losses.registry import build_loss
 from bead.models.registry import MODELS, build_model
+from bead.names import compatible
 
 S, F, L = 6, 3, 4
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
-
 from torch import nn
 
 from bead.errors import UsageError
@@ -12,6 +10,7 @@ from bead.models.base import BeadModel
 from bead.models.conv import ConvAE, ConvVAE
 from bead.models.flows import Planar_ConvVAE
 from bead.models.sets import DeepSetsVAE
+from bead.names import unknown_name_error
 
 MODELS: dict[str, type[BeadModel]] = {
     "AE": AE,
@@ -22,13 +21,6 @@ MODELS: dict[str, type[BeadModel]] = {
 }
 
 INITS = ("xavier", "default")
-
-
-def unknown_name_error(key: str, name: str, valid: list[str]) -> UsageError:
-    """A usage error for a name that is not registered, suggesting the closest valid one."""
-    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return UsageError(f"{key} = '{name}' is unknown{hint}; valid: {', '.join(valid)}")
 
 
 def model_class(name: str) -> type[BeadModel]:

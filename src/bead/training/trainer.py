@@ -22,8 +22,9 @@ from torch import Tensor
 from bead.config import Config
 from bead.errors import BeadError, DataError, UsageError
 from bead.losses.base import BeadLoss
-from bead.losses.registry import build_loss, check_compatible
+from bead.losses.registry import build_loss
 from bead.models.base import BeadModel
+from bead.names import check_compatible
 from bead.training.checkpoint import (
     BEST,
     LAST,
