@@ -77,8 +77,8 @@ def write_metrics(results_dir: Path) -> Path:
 
     def entry(score, sig, bkg):
         sel = sig | bkg
-        auc = roc_auc_score(sig[sel], score[sel], sample_weight=weight[sel])
-        return {"auc": float(auc), "eff_s": {"1e-01": 0.61, "1e-02": 0.1234, "1e-03": 0.0456,
+        auc = roc_auc_score(sig[sel], score[sel], sample_weight=weight[sel]) if sig.any() else None
+        return {"auc": auc, "eff_s": {"1e-01": 0.61, "1e-02": 0.1234, "1e-03": 0.0456,
                                              "1e-04": None}, "max_sic": 2.5}
 
     bkg = label == 0
