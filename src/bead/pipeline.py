@@ -141,12 +141,11 @@ def mode_convert_csv(paths: ProjectPaths, opts: RunOptions, result: RunResult) -
 
 def _warn_on_orphan_stores(paths: ProjectPaths, store_dir: Path, suffix: str) -> None:
     """A store whose CSV was removed still becomes a sample; say so, as it may be stale."""
-    if not paths.csv_dir.is_dir():
-        return
-    csv_stems = {p.name.removesuffix(".gz").removesuffix(".csv")
-                 for p in paths.csv_dir.iterdir() if p.name.endswith((".csv", ".csv.gz"))}
+    from bead.data.samples import csv_stems
+
+    converted_from = csv_stems(paths.csv_dir)
     orphans = sorted(p.name for p in store_dir.glob(f"*{suffix}")
-                     if p.name.removesuffix(suffix) not in csv_stems)
+                     if p.name.removesuffix(suffix) not in converted_from)
     if orphans:
         log.warning("%s: %s converted earlier from CSVs no longer in %s; still used (delete "
                     "them if they should not be)", store_dir, ", ".join(orphans), paths.csv_dir)

@@ -41,12 +41,21 @@ def parse_sample_name(path: Path | str) -> SampleName:
     match = _NAME.match(name)
     if match is None:
         raise DataError(f"{path}: sample file name must look like {PATTERN}")
-    stem = name.removesuffix(".gz").removesuffix(".csv")
-    return SampleName(match["flag"], match["generator"], match["tag"], stem)
+    return SampleName(match["flag"], match["generator"], match["tag"], _stem(name))
+
+
+def _stem(name: str) -> str:
+    return name.removesuffix(".gz").removesuffix(".csv")
 
 
 def _is_csv(path: Path) -> bool:
     return path.name.lower().endswith(_CSV_SUFFIXES)
+
+
+def csv_stems(csv_dir: Path) -> set[str]:
+    """The stems (store names) of the CSV entries in ``csv_dir``; none if it does not exist."""
+    csv_dir = Path(csv_dir)
+    return {_stem(p.name) for p in csv_dir.iterdir() if _is_csv(p)} if csv_dir.is_dir() else set()
 
 
 def _unreadable(path: Path) -> str | None:

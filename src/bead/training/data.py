@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from bead.errors import DataError
+from bead.evaluation.metrics import effective_count
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def _training_weights(data: ModelInputs, weighted: bool, source: Path) -> ModelI
             f"{source}: weighted_training needs finite, non-negative event weights with a "
             f"positive sum; bkg_train has {int((w < 0).sum())} negative of {len(w)} "
             f"(sum {float(w.sum()):.4g}); set weighted_training = false")
-    n_eff = float(w.sum() ** 2 / (w * w).sum())
+    n_eff = effective_count(w.cpu().numpy())
     if n_eff < 0.1 * len(w):
         log.warning("weighted training: the bkg_train weights are as good as %.0f events of "
                     "%d (Kish N_eff); a few events will drive the model", n_eff, len(w))
