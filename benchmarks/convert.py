@@ -26,9 +26,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from bead.data.convert import convert_csv_dir
-from bead.data.csv_read import iter_csv_chunks
-from bead.data.events import EventChunk
+from bead.io.convert import convert_csv_dir
+from bead.io.csv_read import iter_csv_chunks
+from bead.io.events import EventChunk
 
 HEADER = "evtwt,met,metphi,njets,npart,isbtagged,pid,pt,eta,phi"
 BASELINE = "numpy np.fromstring(cells, sep=',') [baseline]"

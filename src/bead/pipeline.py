@@ -12,9 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bead.config import NOT_YET_IMPLEMENTED, Config, make_config, read_legacy_config
+from bead.config import (
+    NOT_YET_IMPLEMENTED,
+    Config,
+    create_project,
+    load_project_config,
+    make_config,
+    read_legacy_config,
+)
 from bead.errors import BeadError, DataError, UsageError
-from bead.project import ProjectPaths, create_project, workspaces_root
+from bead.project import ProjectPaths, workspaces_root
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +100,7 @@ def _mode_option(mode: str, opts: RunOptions) -> str | None:
 
 
 def _config(paths: ProjectPaths, mode: str, opts: RunOptions) -> Config:
-    config = paths.load_config()
+    config = load_project_config(paths)
     ignored = [k for k in NOT_YET_IMPLEMENTED if getattr(config, k)]
     if ignored:
         log.warning("%s: %s not implemented yet; ignored", paths.config_file,
@@ -120,7 +127,8 @@ def mode_new_project(paths: ProjectPaths, opts: RunOptions, result: RunResult) -
 
 def mode_generate(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
     config = _config(paths, "generate", opts)
-    from bead.data.generate import GenerationSettings, generate_samples
+    from bead.generate.executor import generate_samples
+    from bead.generate.settings import GenerationSettings
 
     settings = GenerationSettings(**{
         name.removeprefix("gen_"): tuple(value) if isinstance(value, list) else value
@@ -132,7 +140,7 @@ def mode_generate(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> N
 
 def mode_convert_csv(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
     config = _config(paths, "convert_csv", opts)
-    from bead.data.convert import convert_csv_dir
+    from bead.io.convert import convert_csv_dir
 
     convert_csv_dir(paths.csv_dir, paths.store_dir(config.file_type), fmt=config.file_type,
                     chunk_size=config.chunk_size, on_bad_row=config.on_bad_row,
@@ -141,7 +149,7 @@ def mode_convert_csv(paths: ProjectPaths, opts: RunOptions, result: RunResult) -
 
 def _warn_on_orphan_stores(paths: ProjectPaths, store_dir: Path, suffix: str) -> None:
     """A store whose CSV was removed still becomes a sample; say so, as it may be stale."""
-    from bead.data.samples import csv_stems
+    from bead.io.samples import csv_stems
 
     converted_from = csv_stems(paths.csv_dir)
     orphans = sorted(p.name for p in store_dir.glob(f"*{suffix}")
@@ -153,8 +161,8 @@ def _warn_on_orphan_stores(paths: ProjectPaths, store_dir: Path, suffix: str) ->
 
 def mode_prepare_inputs(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
     config = _config(paths, "prepare_inputs", opts)
-    from bead.data.prepare import prepare_inputs
-    from bead.data.store import store_suffix
+    from bead.io.store import store_suffix
+    from bead.prepare.stage import prepare_inputs
 
     store_dir = paths.store_dir(config.file_type)
     _warn_on_orphan_stores(paths, store_dir, store_suffix(config.file_type))

@@ -1,4 +1,7 @@
-"""Where a workspace and its projects live on disk (SPEC §2)."""
+"""Where a workspace and its projects live on disk, and the name rule (SPEC §2).
+
+It knows no Config: loading and writing a project's config is ``bead.config``'s job.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bead.config import Config, load_config, save_config
 from bead.errors import UsageError
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,12 @@ def workspaces_root(cli_value: str | None = None) -> Path:
     return root
 
 
+def check_name(label: str, name: str) -> None:
+    """Workspace and project names: letters, digits, ``_ . -``, not starting with a symbol."""
+    if not _NAME.match(name):
+        raise UsageError(f"invalid {label} name {name!r}: use letters, digits, _ . -")
+
+
 @dataclass(frozen=True)
 class ProjectPaths:
     """All folders and files of one project and its workspace."""
@@ -35,9 +43,8 @@ class ProjectPaths:
     project: str
 
     def __post_init__(self) -> None:
-        for label, name in (("workspace", self.workspace), ("project", self.project)):
-            if not _NAME.match(name):
-                raise UsageError(f"invalid {label} name {name!r}: use letters, digits, _ . -")
+        check_name("workspace", self.workspace)
+        check_name("project", self.project)
 
     @property
     def workspace_dir(self) -> Path:
@@ -82,26 +89,7 @@ class ProjectPaths:
     def plots_dir(self) -> Path:
         return self.output_dir / "plots"
 
-    def load_config(self) -> Config:
-        if not self.project_dir.is_dir():
-            raise UsageError(
-                f"project '{self.workspace}/{self.project}' not found under {self.root} "
-                f"(create it with: bead -m new_project -p {self.workspace} {self.project})")
-        return load_config(self.config_file)
-
-
-def create_project(paths: ProjectPaths, config: Config | None = None) -> Path:
-    """Create workspace folders and the project with a fully commented default config.
-
-    An existing config is never overwritten: the user may have edited it.
-    """
-    for folder in (paths.csv_dir, paths.models_dir, paths.results_dir, paths.plots_dir,
-                   paths.config_file.parent):
-        folder.mkdir(parents=True, exist_ok=True)
-    if paths.config_file.exists():
-        log.info("config %s exists; left unchanged", paths.config_file)
-    else:
-        save_config(config or Config(), paths.config_file)
-        log.info("wrote %s config %s", "default" if config is None else "converted",
-                 paths.config_file)
-    return paths.config_file
+    def create_folders(self) -> None:
+        for folder in (self.csv_dir, self.models_dir, self.results_dir, self.plots_dir,
+                       self.config_file.parent):
+            folder.mkdir(parents=True, exist_ok=True)

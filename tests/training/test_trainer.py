@@ -14,8 +14,9 @@ from tensor_folder import make_tensor_folder, small_config
 
 from bead.errors import BeadError, DataError, UsageError
 from bead.losses.registry import build_loss
+from bead.prepare.manifest import read_manifest
 from bead.training.checkpoint import load_trained_model
-from bead.training.data import load_training_split, read_manifest
+from bead.training.data import load_training_split
 from bead.training.optim import OPTIMIZERS
 from bead.training.runtime import Runtime, seed_everything
 from bead.training.trainer import batch_slices, evaluate, train

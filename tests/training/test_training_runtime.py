@@ -11,7 +11,8 @@ from safetensors.torch import load_file, save_file
 from tensor_folder import make_tensor_folder, small_config
 
 from bead.errors import DataError, UsageError
-from bead.training.data import load_sample, load_training_split, read_manifest
+from bead.prepare.manifest import read_manifest
+from bead.training.data import load_sample, load_training_split
 from bead.training.optim import build_optimizer
 from bead.training.runtime import make_runtime, select_device
 

@@ -25,8 +25,9 @@ from bead.fileio import atomic_write_json
 from bead.losses.base import BeadLoss
 from bead.losses.registry import build_loss
 from bead.models.base import BeadModel
+from bead.prepare.manifest import SampleEntry, read_manifest
 from bead.training.checkpoint import ModelSpec, load_trained_model
-from bead.training.data import ModelInputs, SampleEntry, load_sample, read_manifest
+from bead.training.data import ModelInputs, load_sample
 from bead.training.runtime import Runtime, deterministic_algorithms, make_runtime, seed_everything
 from bead.training.trainer import EVAL_BATCH, batch_slices
 

@@ -22,6 +22,7 @@ import numpy as np
 from sklearn.metrics import auc, roc_auc_score, roc_curve
 
 from bead.evaluation.scores import ScoreTable
+from bead.stats import effective_count, nonnegative
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +43,6 @@ def _empty_summary() -> dict[str, Any]:
 
 def _usable(label: np.ndarray, weight: np.ndarray) -> bool:
     return bool(weight[label == 1].sum() > 0 and weight[label == 0].sum() > 0)
-
-
-def effective_count(weight: np.ndarray) -> float:
-    """Kish's effective sample size (Σw)² / Σw²."""
-    sq = float(np.sum(weight * weight))
-    return float(np.sum(weight)) ** 2 / sq if sq > 0 else 0.0
-
-
-def nonnegative(weight: np.ndarray) -> np.ndarray:
-    """The weights every curve and metric uses: negative ones count as zero."""
-    return np.clip(np.asarray(weight, dtype=np.float64), 0.0, None)
 
 
 def sic_points(

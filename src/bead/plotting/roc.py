@@ -16,16 +16,11 @@ from matplotlib.axes import Axes
 from sklearn.metrics import auc as area_under
 
 from bead.errors import DataError, UsageError
-from bead.evaluation.metrics import (
-    ALL_SIGNALS,
-    SIC_MIN_BKG,
-    nonnegative,
-    sic_points,
-    weighted_roc,
-)
+from bead.evaluation.metrics import ALL_SIGNALS, SIC_MIN_BKG, sic_points, weighted_roc
 from bead.evaluation.scores import ScoreTable, read_scores
 from bead.plotting.inputs import SCORES, load_metrics, lookup_auc
 from bead.plotting.style import bead_label, color, hep_style, new_figure, safe_name, save_figure
+from bead.stats import nonnegative
 
 log = logging.getLogger(__name__)
 

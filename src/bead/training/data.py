@@ -6,74 +6,23 @@ training and scoring loops never touch single events in Python.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_file
 from torch import Tensor
 
 from bead.errors import DataError
-from bead.evaluation.metrics import effective_count
+from bead.prepare.manifest import Manifest, SampleEntry
+from bead.stats import effective_count
 
 log = logging.getLogger(__name__)
 
 INPUT_LEVELS = ("event", "jet", "constituent")
 _LEVEL_KEYS = {"constituent": ("constituents", "constituent_mask"), "jet": ("jets", "jet_mask")}
 _COMMON_KEYS = ("weight", "evt_id")
-
-
-@dataclass(frozen=True)
-class SampleEntry:
-    """One sample of the manifest."""
-
-    stem: str
-    flag: str
-    generator: str
-    tag: str | None
-    file: str
-    n_events: int
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """What prepare_inputs wrote: the samples and the background generator labels."""
-
-    path: Path
-    generators: list[str]
-    samples: list[SampleEntry]
-    scalers_sha256: str  # identifies the preparation; a model records the one it trained on
-    settings: dict[str, Any]  # the config values prepare_inputs ran with
-
-    def of_flag(self, flag: str) -> list[SampleEntry]:
-        return [s for s in self.samples if s.flag == flag]
-
-
-def read_manifest(tensors_dir: Path) -> Manifest:
-    """Read ``manifest.json``; a missing or malformed one is a DataError naming the problem."""
-    path = Path(tensors_dir) / "manifest.json"
-    if not path.is_file():
-        raise DataError(f"{path}: manifest not found (run prepare_inputs first)")
-    try:
-        raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        samples = [
-            SampleEntry(stem=s["stem"], flag=s["flag"], generator=s["generator"],
-                        tag=s.get("tag"), file=s["file"], n_events=int(s["n_events"]))
-            for s in raw["samples"]
-        ]
-        generators = [str(g) for g in raw["generators"]]
-        scalers_sha256 = str(raw["scalers_sha256"])
-        settings = dict(raw["settings"])
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: invalid JSON: {err}") from None
-    except (KeyError, TypeError, ValueError) as err:
-        raise DataError(f"{path}: malformed manifest ({type(err).__name__}: {err}); rerun "
-                        "prepare_inputs") from None
-    return Manifest(path=path, generators=generators, samples=samples,
-                    scalers_sha256=scalers_sha256, settings=settings)
 
 
 @dataclass

@@ -25,6 +25,7 @@ from bead.losses.base import BeadLoss
 from bead.losses.registry import build_loss
 from bead.models.base import BeadModel
 from bead.names import check_compatible
+from bead.prepare.manifest import Manifest, read_manifest
 from bead.training.checkpoint import (
     BEST,
     LAST,
@@ -36,7 +37,7 @@ from bead.training.checkpoint import (
     save_torch,
     write_model_spec,
 )
-from bead.training.data import Manifest, ModelInputs, load_training_split, read_manifest
+from bead.training.data import ModelInputs, load_training_split
 from bead.training.history import History
 from bead.training.optim import build_optimizer, build_scheduler, current_lr
 from bead.training.runtime import Runtime, deterministic_algorithms, make_runtime, seed_everything

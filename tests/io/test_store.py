@@ -11,9 +11,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from bead.data.events import EventChunk
-from bead.data.store import StoreWriter, read_store, store_suffix
 from bead.errors import DataError, UsageError
+from bead.io.events import EventChunk
+from bead.io.store import StoreWriter, read_store, store_suffix
 
 
 def make_chunk(first_id: int, num_jets: list[int], seed: int) -> EventChunk:

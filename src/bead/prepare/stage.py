@@ -1,8 +1,8 @@
 """The ``prepare_inputs`` stage: store files -> model-ready tensors, scalers and manifest (SPEC §6).
 
-For every store file it keeps the leading jets and constituents (``bead.data.select``), builds
-the raw features of each level (``bead.data.features``) and normalises them
-(``bead.data.scalers``). Each ``bkg_train`` sample gets a seeded train/validation split
+For every store file it keeps the leading jets and constituents (``bead.prepare.select``), builds
+the raw features of each level (``bead.prepare.features``) and normalises them
+(``bead.prepare.scalers``). Each ``bkg_train`` sample gets a seeded train/validation split
 (``is_val``); the scalers are fitted on the real slots of the *training* split of all
 ``bkg_train`` samples together and applied unchanged to every sample, so validation, test and
 signal events are scaled exactly alike and never leak into the fit.
@@ -25,21 +25,17 @@ from rich.progress import Progress
 from safetensors.torch import save_file
 
 from bead.config import Config
-from bead.data.events import EventChunk
-from bead.data.features import LEVELS, LevelFeatures, build_features
-from bead.data.samples import FLAGS, SampleName, parse_sample_name
-from bead.data.scalers import LevelScaler, Scalers
-from bead.data.select import Selection, select_leading
-from bead.data.store import read_store, store_suffix
 from bead.errors import DataError
-from bead.fileio import atomic_write_json, staged_folder
+from bead.fileio import staged_folder
+from bead.io.events import EventChunk
+from bead.io.samples import FLAGS, SampleName, parse_sample_name
+from bead.io.store import read_store, store_suffix
+from bead.prepare.features import LEVELS, LevelFeatures, build_features
+from bead.prepare.manifest import MANIFEST, SCALERS, Manifest, SampleEntry
+from bead.prepare.scalers import LevelScaler, Scalers
+from bead.prepare.select import Selection, select_leading
 
 log = logging.getLogger(__name__)
-
-MANIFEST_VERSION = 1
-MANIFEST = "manifest.json"
-SCALERS = "scalers.json"
-
 
 @dataclass(frozen=True)
 class SampleSummary:
@@ -250,20 +246,19 @@ def _prepare(config: Config, files: list[tuple[Path, SampleName]], staging: Path
     features = {level: scalers[level].output_names for level in LEVELS}
     generators = sorted({s.name.generator for s in summaries if s.name.flag != "sig_test"})
     scalers.save(staging / SCALERS)
-    atomic_write_json(staging / MANIFEST, {
-        "version": MANIFEST_VERSION,
+    Manifest(
+        path=staging / MANIFEST, generators=generators,
         # Ties a trained model to these inputs: the same scalers give the same tensors.
-        "scalers_sha256": hashlib.sha256((staging / SCALERS).read_bytes()).hexdigest(),
-        "settings": {"num_jets": config.num_jets, "num_constits": config.num_constits,
-                     "normalizations": config.normalizations,
-                     "input_features": config.input_features, "train_size": config.train_size,
-                     "seed": config.seed},
-        "generators": generators,
-        "features": features,
-        "samples": [{"stem": s.name.stem, "flag": s.name.flag, "generator": s.name.generator,
-                     "tag": s.name.tag, "file": s.file, "n_events": s.n_events,
-                     "source": s.source} for s in summaries],
-    })
+        scalers_sha256=hashlib.sha256((staging / SCALERS).read_bytes()).hexdigest(),
+        settings={"num_jets": config.num_jets, "num_constits": config.num_constits,
+                  "normalizations": config.normalizations,
+                  "input_features": config.input_features, "train_size": config.train_size,
+                  "seed": config.seed},
+        features=features,
+        samples=[SampleEntry(stem=s.name.stem, flag=s.name.flag, generator=s.name.generator,
+                             tag=s.name.tag, file=s.file, n_events=s.n_events, source=s.source)
+                 for s in summaries],
+    ).write()
     log.info("prepared %d samples in %s (features: %s)", len(summaries), tensors_dir,
              ", ".join(f"{k} {len(v)}" for k, v in features.items()))
     return PrepareResult(tensors_dir, tensors_dir / MANIFEST, tensors_dir / SCALERS, generators,

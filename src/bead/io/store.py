@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from bead.data.events import EventChunk
 from bead.errors import DataError, UsageError
+from bead.io.events import EventChunk
 
 FORMAT_VERSION = 1
 FORMATS = {"h5": ".h5", "parquet": ".parquet"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bead.data.events import EventChunk
-from bead.data.features import PID_CLASSES, build_features, feature_names, particle_class
-from bead.data.select import select_leading
+from bead.io.events import EventChunk
+from bead.prepare.features import PID_CLASSES, build_features, feature_names, particle_class
+from bead.prepare.select import select_leading
 
 
 def make_chunk(events: list[list[tuple[int, list[tuple[int, float, float, float]]]]],

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bead.data.events import EventChunk
+from bead.io.events import EventChunk
 
 
 @dataclass(frozen=True)

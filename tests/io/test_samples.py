@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bead.data.samples import SampleName, discover_csvs, parse_sample_name
 from bead.errors import DataError
+from bead.io.samples import SampleName, discover_csvs, parse_sample_name
 
 
 @pytest.mark.parametrize(

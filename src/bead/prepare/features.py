@@ -46,8 +46,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bead.data.events import EventChunk
-from bead.data.select import Selection, gather
+from bead.io.events import EventChunk
+from bead.prepare.select import Selection, gather
 
 LEVELS = ("constituent", "jet", "event")
 PID_CLASSES = ("is_charged_hadron", "is_neutral_hadron", "is_photon", "is_electron", "is_muon")

@@ -3,7 +3,7 @@
 ``normalizations`` is ``pj_custom`` or a ``+`` chain of steps applied left to right:
 
 =========  =====================================================================================
-step       acts on (column kinds, see ``bead.data.features``) and how
+step       acts on (column kinds, see ``bead.prepare.features``) and how
 =========  =====================================================================================
 log        ``energy`` and ``count`` columns still non-negative: log1p (inverse expm1)
 sincos     ``angle`` columns: each becomes two columns ``<name>_sin``, ``<name>_cos``

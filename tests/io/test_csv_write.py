@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bead.data.csv_write import HEADER, write_bead_csv
-from bead.data.events import EventChunk
+from bead.io.csv_write import HEADER, write_bead_csv
+from bead.io.events import EventChunk
 
 
 def _chunk(first_id: int = 0) -> EventChunk:

@@ -10,15 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bead.data.generate import (
-    GENERATORS,
-    GenerationSettings,
-    generate_events,
-    generate_samples,
-    pythia_commands,
-    signal_tag,
-)
 from bead.errors import MissingExtraError, UsageError
+from bead.generate.cards import pythia_commands
+from bead.generate.executor import generate_samples
+from bead.generate.pythia import generate_events
+from bead.generate.settings import GENERATORS, GenerationSettings, signal_tag
 
 pytest.importorskip("pythia8mc")
 pytest.importorskip("fastjet")

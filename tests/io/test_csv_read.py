@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bead.data.csv_read import BadRowReport, iter_csv_chunks
-from bead.data.events import EventChunk
 from bead.errors import DataError, UsageError
+from bead.io.csv_read import BadRowReport, iter_csv_chunks
+from bead.io.events import EventChunk
 
 FIXTURE = (
     Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures"

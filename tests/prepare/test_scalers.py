@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bead.config import SCALERS
-from bead.data.scalers import LevelScaler, Scalers, load_scalers
 from bead.errors import DataError
+from bead.prepare.scalers import LevelScaler, Scalers, load_scalers
 
 NAMES = ["pt", "eta", "phi", "b_tagged", "num_constits"]
 KINDS = ["energy", "signed", "angle", "binary", "count"]

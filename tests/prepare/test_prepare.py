@@ -10,12 +10,12 @@ import pytest
 from safetensors.numpy import load_file
 
 from bead.config import Config
-from bead.data.events import EventChunk
-from bead.data.features import feature_names
-from bead.data.prepare import prepare_inputs, split_validation
-from bead.data.scalers import load_scalers
-from bead.data.store import StoreWriter
 from bead.errors import DataError
+from bead.io.events import EventChunk
+from bead.io.store import StoreWriter
+from bead.prepare.features import feature_names
+from bead.prepare.scalers import load_scalers
+from bead.prepare.stage import prepare_inputs, split_validation
 
 PIDS = np.array([211, -211, 130, 22, 11, 13, 2212, 2112])
 

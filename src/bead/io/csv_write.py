@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from bead.data.events import EventChunk
+from bead.io.events import EventChunk
 
 HEADER = "evtwt,met,metphi,njets,npart,isbtagged,pid,pt,eta,phi\n"
 FLOAT_FORMAT = "%.7g"

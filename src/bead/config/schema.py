@@ -1,32 +1,22 @@
-"""The project configuration: one validated, immutable object, stored as TOML (SPEC §3).
+"""The project configuration: one validated, immutable object (SPEC §3).
 
-Keys keep the original BEAD names so existing users feel at home. The TOML file is data, never
-executed; a legacy ``<proj>_config.py`` is converted by reading its literal assignments.
+Keys keep the original BEAD names so existing users feel at home; every key has one bound and a
+one-line description, and cross-field checks (a model/loss pair that fits) run when a file is
+loaded, so a chain stops before its first step.
 """
 
 from __future__ import annotations
 
-import ast
 import difflib
-import logging
-import sys
 from collections.abc import Iterable, Mapping
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Any, Literal
 
-import tomlkit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bead.errors import UsageError
-from bead.fileio import atomic_write_text
 from bead.names import LOSS_REQUIRES, MODEL_PROVIDES, check_compatible
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
-log = logging.getLogger(__name__)
+from bead.project import check_name
 
 SCALERS = ("minmax", "standard", "robust", "log", "l2", "power", "quantile", "maxabs", "sincos")
 
@@ -157,8 +147,6 @@ class Config(BaseModel):
     @classmethod
     def _check_overlay_projects(cls, value: list[str]) -> list[str]:
         """Checked here, not only when plotting, so the error names the key and the file."""
-        from bead.project import ProjectPaths  # same name rule as -p; project imports config
-
         for entry in value:
             parts = entry.split("/")
             if len(parts) > 2:
@@ -167,7 +155,8 @@ class Config(BaseModel):
             # A lone 'project' means this workspace; "ws" stands in to check the project name.
             workspace, project = parts if len(parts) == 2 else ("ws", parts[0])
             try:
-                ProjectPaths(Path(), workspace, project)
+                check_name("workspace", workspace)
+                check_name("project", project)
             except UsageError as err:
                 raise ValueError(f"{entry!r}: {err}") from None
         return value
@@ -204,13 +193,13 @@ def _registered(value: str, registry: Iterable[str], kind: str) -> str:
     return value
 
 
-def _closest(key: str, names: Iterable[str] = ()) -> str:
+def closest(key: str, names: Iterable[str] = ()) -> str:
     """A did-you-mean hint: a misspelt key is the commonest config error."""
     match = difflib.get_close_matches(key, [*Config.model_fields, *names], n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ""
 
 
-def _where(source: str, line: int | None) -> str:
+def where(source: str, line: int | None) -> str:
     """``file:line`` when the line is known (legacy files), else ``file``."""
     return f"{source}:{line}" if line else source
 
@@ -228,204 +217,16 @@ def make_config(values: dict[str, Any], source: str = "config",
     except ValidationError as err:
         first = min(err.errors(), key=lambda e: lines.get(str(e["loc"][0]) if e["loc"] else "", 0))
         key = ".".join(str(p) for p in first["loc"]) or "?"
-        where = _where(source, lines.get(str(first["loc"][0])) if first["loc"] else None)
+        place = where(source, lines.get(str(first["loc"][0])) if first["loc"] else None)
         if first["type"] == "extra_forbidden":
-            raise UsageError(f"{where}: unknown key '{key}'{_closest(key)}") from None
+            raise UsageError(f"{place}: unknown key '{key}'{closest(key)}") from None
         msg = first["msg"].removeprefix("Value error, ")
-        raise UsageError(f"{where}: key '{key}': {msg} (got {first.get('input')!r})") from None
+        raise UsageError(f"{place}: key '{key}': {msg} (got {first.get('input')!r})") from None
     # Checked when the file is loaded, not only at train time. Not in a Config validator: a
     # Config built in code keeps the pair check (and its UsageError) for train.
     try:
         check_compatible(config.model_name, config.loss_function)
     except UsageError as err:
         line = lines.get("loss_function") or lines.get("model_name")
-        raise UsageError(f"{_where(source, line)}: {err}") from None
+        raise UsageError(f"{where(source, line)}: {err}") from None
     return config
-
-
-def _read_text(path: Path) -> str:
-    """The file as text; unreadable or non-UTF-8 bytes are a UsageError naming the file.
-
-    A leading BOM (Windows editors) is dropped: TOML and Python would both reject it.
-    """
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise UsageError(f"{path}: cannot read: {err.strerror or err}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise UsageError(f"{path}: not UTF-8 text (byte {err.start})") from None
-    return text.removeprefix("\ufeff")
-
-
-def load_config(path: Path) -> Config:
-    """Read and validate a project TOML file."""
-    if not path.is_file():
-        raise UsageError(f"{path}: config file not found (run new_project first)")
-    try:
-        values = tomllib.loads(_read_text(path))
-    except tomllib.TOMLDecodeError as err:
-        raise UsageError(f"{path}: invalid TOML: {err}") from None
-    if not values:  # valid TOML, but more likely truncated than meant
-        log.warning("%s: empty config: using every default", path)
-    return make_config(values, source=str(path))
-
-
-def config_to_toml(config: Config) -> str:
-    """Every key with its value and a one-line comment, grouped as in the Config class."""
-    doc = tomlkit.document()
-    doc.add(tomlkit.comment("BEAD project configuration. Data only: it is never executed."))
-    for name, field in Config.model_fields.items():
-        value = getattr(config, name)
-        doc.add(tomlkit.nl())
-        doc.add(tomlkit.comment(field.description or name))
-        doc.add(name, value)
-    return tomlkit.dumps(doc)
-
-
-def save_config(config: Config, path: Path) -> None:
-    atomic_write_text(path, config_to_toml(config))
-
-
-# Keys of original BEAD configs that are reported and left out, never an error:
-# keys with no meaning here (paths and names come from the CLI; ROC per signal is always drawn;
-# the test split comes from bkg_test files) ...
-LEGACY_UNUSED = ("workspace_name", "project_name", "input_path", "output_path", "data_path",
-                 "separate_model_saving", "skip_to_roc", "plot_roc_per_signal", "test_size")
-# ... and keys of features of the original that this version does not have.
-LEGACY_UNSUPPORTED = (
-    "annealing_params", "contrastive_temperature", "contrastive_weight", "ntxent_sigma",
-    "plot_test_loss_histogram", "plot_only_test_loss_histogram", "test_loss_histogram_component",
-    "efp_mode", "efp_nmax", "efp_dmax", "efp_extended_mode", "efp_beta", "efp_beta_list",
-    "efp_measure", "efp_normed", "efp_include_composites", "efp_eps", "efp_embedding_dim",
-    "efp_gate_type", "efp_gate_threshold", "efp_dropout_rate", "efp_use_layer_norm",
-    "efp_monitor_sparsity", "efp_standardize_meanvar", "efp_cache_dir", "efp_n_jobs",
-    "efp_device", "efp_feature_prefix", "efp_use_true_energy",
-    "enable_transformer", "transformer_mode", "transformer_d_model", "transformer_n_heads",
-    "transformer_n_layers", "transformer_d_ff", "transformer_dropout", "transformer_activation",
-    "transformer_norm_first", "transformer_use_class_attention", "transformer_max_jets",
-    "transformer_output_dim", "transformer_output_activation",
-    "transformer_positional_encoding", "transformer_token_type_embeddings",
-    "transformer_gradient_checkpointing", "transformer_attention_dropout",
-    "transformer_layer_norm_eps",
-)
-LEGACY_IGNORED = LEGACY_UNUSED + LEGACY_UNSUPPORTED
-
-# Original keys that are accepted, so configs carry over, but do nothing yet.
-NOT_YET_IMPLEMENTED = ("invert_normalizations", "use_ddp", "activation_extraction")
-
-
-def _root_name(node: ast.expr) -> str | None:
-    """The name at the root of ``c.a.b[0]``-like expressions, else None."""
-    while isinstance(node, ast.Attribute | ast.Subscript):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
-
-
-def _first_key(node: ast.expr) -> str:
-    """'a' for ``c.a``, ``c.a.b`` or ``c.a[0]``: the config key a write goes to."""
-    key = "?"
-    while isinstance(node, ast.Attribute | ast.Subscript):
-        if isinstance(node, ast.Attribute):
-            key = node.attr
-        node = node.value
-    return key
-
-
-def _legacy_assignments(
-    tree: ast.Module, path: Path
-) -> list[tuple[str, ast.expr | None, int]]:
-    """(key, value, line) of every plain ``c.key = value`` in the body of ``set_config(c)`` or
-    at module level.
-
-    Any other write to ``c`` (``+=``, an annotation, a ``c.key = ...`` under if/for/while/with/
-    try or in another function, ``setattr(c, ...)``) would need running the file to know its
-    effect, so it is an error naming its line instead of being dropped or misread. Writes to a
-    LEGACY_IGNORED key are returned with no value, whatever their form.
-    """
-    bodies: list[tuple[list[ast.stmt], str]] = [(tree.body, "c")]
-    for stmt in tree.body:
-        if (isinstance(stmt, ast.FunctionDef) and stmt.name == "set_config"
-                and stmt.args.args):
-            bodies.append((stmt.body, stmt.args.args[0].arg))
-    roots = {root for _, root in bodies}
-    found: list[tuple[str, ast.expr | None, int]] = []
-    plain: set[int] = set()
-    for body, root in bodies:
-        for stmt in body:
-            if not isinstance(stmt, ast.Assign):
-                continue
-            for target in stmt.targets:
-                if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
-                        and target.value.id == root):
-                    plain.add(id(target))
-                    found.append((target.attr, stmt.value, stmt.lineno))
-    bad: list[tuple[int, str]] = []
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute | ast.Subscript)
-                and isinstance(node.ctx, ast.Store | ast.Del) and id(node) not in plain
-                and _root_name(node) in roots):
-            target, what = node, ("not a plain literal assignment (write c.<key> = <value> "
-                                  "directly in set_config)")
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-              and _root_name(node.func) in roots):
-            target, what = node.func, "changed by a call; only c.<key> = <value> is read"
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-              and node.func.id in ("setattr", "delattr") and node.args
-              and _root_name(node.args[0]) in roots):
-            target, what = node.args[0], (f"{node.func.id}() on the config; only "
-                                          "c.<key> = <value> is read")
-        else:
-            continue
-        key = _first_key(target)
-        if key in LEGACY_IGNORED:  # left out anyway, however it is written
-            found.append((key, None, node.lineno))
-        else:
-            bad.append((node.lineno, f"key '{key}': {what}"))
-    if bad:
-        line, msg = min(bad)
-        raise UsageError(f"{path}:{line}: {msg}")
-    return sorted(found, key=lambda item: item[2])
-
-
-def read_legacy_config(path: Path) -> tuple[Config, list[str]]:
-    """Parse a legacy ``set_config(c)`` file without running it.
-
-    Returns the config and the legacy keys that were deliberately not carried over (see
-    LEGACY_IGNORED). Every error names the line: a value that is not a literal, a write to ``c``
-    that is not a plain assignment, an unknown key, a bad value.
-    """
-    text = _read_text(path)
-    try:
-        tree = ast.parse(text, filename=str(path))
-    except SyntaxError as err:
-        raise UsageError(f"{_where(str(path), err.lineno)}: cannot read legacy config: "
-                         f"{err.msg}") from None
-    except ValueError as err:  # null bytes, on Python < 3.12
-        raise UsageError(f"{path}: cannot read legacy config: {err}") from None
-    values: dict[str, Any] = {}
-    lines: dict[str, int] = {}
-    ignored: list[str] = []
-    for key, node, line in _legacy_assignments(tree, path):
-        if key in LEGACY_IGNORED or node is None:  # left out: never evaluated
-            if key not in ignored:
-                ignored.append(key)
-            continue
-        if key not in Config.model_fields:
-            raise UsageError(f"{path}:{line}: unknown key '{key}'"
-                             f"{_closest(key, LEGACY_IGNORED)}")
-        try:
-            value = ast.literal_eval(node)
-        except (ValueError, TypeError, SyntaxError, RecursionError):
-            raise UsageError(f"{path}:{line}: key '{key}': value is not a literal; set it by "
-                             "hand in the TOML") from None
-        value = list(value) if isinstance(value, tuple) else value
-        if key in values and values[key] != value:
-            log.warning("%s:%d: key '%s' set again (before: line %d); the last value is used",
-                        path, line, key, lines[key])
-        values[key] = value
-        lines[key] = line
-    if not values:
-        raise UsageError(f"{path}: no 'c.<key> = <value>' assignments found")
-    return make_config(values, source=str(path), lines=lines), ignored

@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from bead.data.events import EventChunk
 from bead.errors import DataError, UsageError
+from bead.io.events import EventChunk
 
 ON_BAD_ROW = ("error", "skip")
 

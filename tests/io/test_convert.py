@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bead.data.convert import convert_csv_dir
-from bead.data.csv_read import iter_csv_chunks
-from bead.data.events import EventChunk
-from bead.data.store import read_store
 from bead.errors import DataError
+from bead.io.convert import convert_csv_dir
+from bead.io.csv_read import iter_csv_chunks
+from bead.io.events import EventChunk
+from bead.io.store import read_store
 
 HEADER = "evtwt,met,metphi,njets,npart,isbtagged,pid,pt,eta,phi,,,,,,,,,,,,,\n"
 ROW = "1.0e-08,{met},0.5,1,2,0,22,10.0,0.1,0.2,-211,5.0,-0.3,1.0,,,,,,,,,\n"
@@ -42,7 +42,7 @@ def assert_same(a: EventChunk, b: EventChunk) -> None:
 def test_converts_every_csv(csv_dir: Path, tmp_path: Path, fmt: str,
                             caplog: pytest.LogCaptureFixture) -> None:
     out = tmp_path / "store"
-    with caplog.at_level(logging.INFO, logger="bead.data.convert"):
+    with caplog.at_level(logging.INFO, logger="bead.io.convert"):
         results = convert_csv_dir(csv_dir, out, fmt=fmt, chunk_size=2, progress=False)
     assert [(r.source.name, r.output.name, r.n_events, r.n_skipped) for r in results] == [
         ("bkg_train_pythia.csv", f"bkg_train_pythia.{fmt}", 3, {}),

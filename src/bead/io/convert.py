@@ -18,9 +18,9 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from bead.data.csv_read import BadRowReport, iter_csv_chunks
-from bead.data.samples import discover_csvs, parse_sample_name
-from bead.data.store import StoreWriter, store_suffix
+from bead.io.csv_read import BadRowReport, iter_csv_chunks
+from bead.io.samples import discover_csvs, parse_sample_name
+from bead.io.store import StoreWriter, store_suffix
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,85 @@
+"""``manifest.json``: what prepare_inputs wrote, and the one place that writes and reads it.
+
+The manifest lists every prepared sample (flag, generator, tensor file, event count, source
+store file), the background generators (their order gives the generator labels), the feature
+names per level, the settings preparation ran with and the SHA-256 of ``scalers.json``, which
+ties a trained model to these exact inputs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bead.errors import DataError
+from bead.fileio import atomic_write_json
+
+MANIFEST = "manifest.json"
+SCALERS = "scalers.json"
+MANIFEST_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SampleEntry:
+    """One sample of the manifest."""
+
+    stem: str
+    flag: str
+    generator: str
+    tag: str | None
+    file: str
+    n_events: int
+    source: str = ""  # the store file it was prepared from
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What prepare_inputs wrote: the samples and the background generator labels."""
+
+    path: Path
+    generators: list[str]
+    samples: list[SampleEntry]
+    scalers_sha256: str  # identifies the preparation; a model records the one it trained on
+    settings: dict[str, Any]  # the config values prepare_inputs ran with
+    features: dict[str, list[str]]  # columns of the written tensors, per level
+
+    def of_flag(self, flag: str) -> list[SampleEntry]:
+        return [s for s in self.samples if s.flag == flag]
+
+    def write(self) -> None:
+        atomic_write_json(self.path, {
+            "version": MANIFEST_VERSION,
+            "scalers_sha256": self.scalers_sha256,
+            "settings": self.settings,
+            "generators": self.generators,
+            "features": self.features,
+            "samples": [asdict(s) for s in self.samples],
+        })
+
+
+def read_manifest(tensors_dir: Path) -> Manifest:
+    """Read ``manifest.json``; a missing or malformed one is a DataError naming the problem."""
+    path = Path(tensors_dir) / MANIFEST
+    if not path.is_file():
+        raise DataError(f"{path}: manifest not found (run prepare_inputs first)")
+    try:
+        raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        samples = [
+            SampleEntry(stem=s["stem"], flag=s["flag"], generator=s["generator"],
+                        tag=s.get("tag"), file=s["file"], n_events=int(s["n_events"]),
+                        source=str(s.get("source", "")))
+            for s in raw["samples"]
+        ]
+        generators = [str(g) for g in raw["generators"]]
+        scalers_sha256 = str(raw["scalers_sha256"])
+        settings = dict(raw["settings"])
+        features = {str(k): [str(n) for n in v] for k, v in raw.get("features", {}).items()}
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: invalid JSON: {err}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise DataError(f"{path}: malformed manifest ({type(err).__name__}: {err}); rerun "
+                        "prepare_inputs") from None
+    return Manifest(path=path, generators=generators, samples=samples,
+                    scalers_sha256=scalers_sha256, settings=settings, features=features)
