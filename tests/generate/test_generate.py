@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bead.errors import MissingExtraError, UsageError
+from bead.errors import DataError, MissingExtraError, UsageError
 from bead.generate.cards import pythia_commands
 from bead.generate.executor import generate_samples
 from bead.generate.pythia import generate_events
-from bead.generate.settings import GENERATORS, GenerationSettings, signal_tag
+from bead.generate.settings import GENERATORS, GenerationSettings, SignalPoint
 
 pytest.importorskip("pythia8mc")
 pytest.importorskip("fastjet")
@@ -147,7 +147,7 @@ def test_rinv_sets_the_dark_meson_branching_ratios() -> None:
         assert invisible == pytest.approx(0.3)
         assert sum(float(c[1]) for c in channels) == pytest.approx(1.0)
     assert "HiddenValley:setLambda = on" in commands
-    assert signal_tag(settings) == "mz1500_mdark20_rinv0p3_alpha0p2"
+    assert settings.points()[0].tag == "mz1500_mdark20_rinv0p3_alpha0p2"
 
 
 def test_unknown_generator_is_a_usage_error_listing_known_ones() -> None:
@@ -170,3 +170,118 @@ def test_missing_extra_is_reported_in_one_line(monkeypatch: pytest.MonkeyPatch,
     with pytest.raises(MissingExtraError, match=r"pip install 'bead-hep\[generate\]'"):
         generate_samples(TINY, tmp_path, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_democratic_decay_shares_pseudoscalar_decays_equally() -> None:
+    point = SignalPoint(zprime_mass=3000.0, rinv=0.7, decay="democratic")
+    commands = pythia_commands("svj", "pythia", GenerationSettings(), seed=1, point=point)
+    for meson in (4900111, 4900113):
+        shares = [float(c.split("=", 1)[1].split()[1]) for c in commands
+                  if c.startswith((f"{meson}:oneChannel", f"{meson}:addChannel"))
+                  and "91" in c.split("=", 1)[1].split()[2:3]]
+        assert len(shares) == 5 and max(shares) == pytest.approx(min(shares))
+        assert sum(shares) == pytest.approx(0.3)
+    mass_insertion = pythia_commands("svj", "pythia", GenerationSettings(), seed=1,
+                                     point=SignalPoint(zprime_mass=3000.0, rinv=0.7))
+    assert any("4900111:oneChannel" in c for c in mass_insertion)
+    assert mass_insertion != commands
+    assert point.tag == "mz3000_mdark20_rinv0p7_alpha0p2_democratic"
+
+
+def test_a_signal_grid_writes_one_file_per_point(tmp_path: Path) -> None:
+    grid = replace(TINY, bkg_train_events=0, sig_events=10, signal_points=(
+        SignalPoint(zprime_mass=2000.0, rinv=0.3),
+        SignalPoint(zprime_mass=1500.0, rinv=0.5, decay="democratic")))
+    names = [s.path.name for s in generate_samples(grid, tmp_path, progress=False)]
+    assert names == ["sig_test_svj_mz2000_mdark20_rinv0p3_alpha0p2.csv",
+                     "sig_test_svj_mz1500_mdark20_rinv0p5_alpha0p2_democratic.csv"]
+    assert all(len(_read_csv(tmp_path / n)) == 10 for n in names)
+
+
+def test_a_signal_grid_rejects_impossible_points() -> None:
+    with pytest.raises(UsageError, match=r"gen_signal_points\[1\]\.rinv"):
+        GenerationSettings(signal_points=(SignalPoint(), SignalPoint(rinv=1.5)))
+    with pytest.raises(UsageError, match=r"gen_signal_points\[0\]\.zprime_mass"):
+        GenerationSettings(signal_points=(SignalPoint(zprime_mass=30.0),))
+    with pytest.raises(UsageError, match=r"gen_signal_points\[0\]\.decay"):
+        GenerationSettings(signal_points=(SignalPoint(decay="isotropic"),))
+    with pytest.raises(UsageError, match="listed twice"):
+        GenerationSettings(signal_points=(SignalPoint(), SignalPoint()))
+
+
+SMALL = replace(TINY, bkg_train_events=10, sig_events=10, block_size=10)
+
+
+def test_generate_never_replaces_a_file_it_did_not_write(tmp_path: Path) -> None:
+    mine = tmp_path / "bkg_train_pythia.csv"
+    mine.write_text("evtwt,met,metphi,njets\n1,2,3,0\n")
+    with pytest.raises(DataError, match=r"bkg_train_pythia\.csv.*-o overwrite"):
+        generate_samples(SMALL, tmp_path, progress=False)
+    assert mine.read_text() == "evtwt,met,metphi,njets\n1,2,3,0\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bkg_train_pythia.csv"]
+    written = generate_samples(SMALL, tmp_path, progress=False, overwrite=True)
+    assert written[0].path.name == "bkg_train_pythia.csv"
+    assert len(_read_csv(mine)) == 10
+
+
+def test_generate_recognises_its_own_output(tmp_path: Path) -> None:
+    first = generate_samples(SMALL, tmp_path, progress=False)
+    before = {s.path.name: (s.path.read_bytes(), s.path.stat().st_mtime_ns) for s in first}
+    assert generate_samples(SMALL, tmp_path, progress=False) == []  # nothing to do
+    assert {n: (p.read_bytes(), p.stat().st_mtime_ns) for n, p in
+            ((n, tmp_path / n) for n in before)} == before
+    # Another signal point: the background is kept, the new signal is generated.
+    moved = replace(SMALL, zprime_mass=2000.0)
+    (again,) = generate_samples(moved, tmp_path, progress=False)
+    assert again.path.name == "sig_test_svj_mz2000_mdark20_rinv0p3_alpha0p2.csv"
+    # A file generate wrote but the user changed since is not its own any more.
+    (tmp_path / "bkg_train_pythia.csv").write_bytes(b"changed")
+    with pytest.raises(DataError, match=r"bkg_train_pythia\.csv"):
+        generate_samples(replace(SMALL, seed=99), tmp_path, progress=False)
+
+
+def test_an_interrupted_run_is_completed_by_the_next(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import bead.generate.executor as executor
+
+    real = executor._run_block
+
+    def interrupted(block):  # the signal's block is interrupted, after bkg_train is written
+        if block.kind == "svj":
+            raise KeyboardInterrupt
+        return real(block)
+
+    monkeypatch.setattr(executor, "_run_block", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        generate_samples(SMALL, tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bkg_train_pythia.csv",
+                                                         "generated.json"]
+    done = (tmp_path / "bkg_train_pythia.csv").stat().st_mtime_ns
+    monkeypatch.setattr(executor, "_run_block", real)
+    (rest,) = generate_samples(SMALL, tmp_path, progress=False)
+    assert rest.path.name.startswith("sig_test_svj")
+    assert (tmp_path / "bkg_train_pythia.csv").stat().st_mtime_ns == done
+
+
+def test_every_setting_is_part_of_some_sample_key() -> None:
+    """A setting that shapes the files but not the record's keys would make generate keep
+    stale files; every field of GenerationSettings must move at least one sample's key."""
+    import dataclasses
+
+    from bead.generate.executor import sample_plan
+    from bead.generate.record import settings_key
+
+    base = GenerationSettings(generators=("pythia",))
+
+    def keys(settings: GenerationSettings) -> dict[str, str]:
+        return {s.name: settings_key(s.key_settings(settings)) for s in sample_plan(settings)}
+
+    changed = {"generators": ("a14",), "signal_points": (SignalPoint(zprime_mass=2500.0),),
+               "rinv": 0.5}
+    for field in dataclasses.fields(GenerationSettings):
+        value = changed.get(field.name)
+        if value is None:
+            old = getattr(base, field.name)
+            value = old + 1 if isinstance(old, int) else old * 1.1
+        other = replace(base, **{field.name: value})
+        assert keys(other) != keys(base), f"{field.name} does not change any sample key"

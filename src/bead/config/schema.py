@@ -12,13 +12,32 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bead.errors import UsageError
 from bead.names import LOSS_REQUIRES, MODEL_PROVIDES, check_compatible
 from bead.project import check_name
 
 SCALERS = ("minmax", "standard", "robust", "log", "l2", "power", "quantile", "maxabs", "sincos")
+
+
+class SignalPointEntry(BaseModel):
+    """One ``[[gen_signal_points]]`` table; a value left out takes the matching gen_* key."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, allow_inf_nan=False)
+
+    zprime_mass: float | None = Field(None, gt=0.0)
+    dark_meson_mass: float | None = Field(None, gt=0.0)
+    rinv: float | None = Field(None, ge=0.0, le=1.0)
+    alpha_dark: float | None = Field(None, gt=0.0, le=1.0)
+    decay: Literal["mass_insertion", "democratic"] = "mass_insertion"
 
 
 class Config(BaseModel):
@@ -110,6 +129,11 @@ class Config(BaseModel):
     gen_dark_meson_mass: float = Field(20.0, gt=0.0, description="SVJ dark meson mass [GeV]")
     gen_rinv: float = Field(0.3, ge=0.0, le=1.0, description="SVJ invisible fraction r_inv")
     gen_alpha_dark: float = Field(0.2, gt=0.0, le=1.0, description="SVJ dark coupling")
+    gen_signal_points: list[SignalPointEntry] = Field(
+        default_factory=list,
+        description="signal grid: a list of {zprime_mass, dark_meson_mass, rinv, alpha_dark, "
+        "decay = mass_insertion|democratic} tables, one sig_test file each; values left out "
+        "take the gen_* keys above; empty = the single point above")
     gen_seed: int = Field(1, ge=0, description="generation seed (same seed: identical files)")
 
     @field_validator("normalizations")
@@ -182,6 +206,18 @@ class Config(BaseModel):
             raise ValueError("give a file name, e.g. 'combined_roc'")
         return base
 
+    @model_validator(mode="after")
+    def _check_generation(self) -> Config:
+        """The generation settings as a whole (say, a Z' too light for its dark mesons), so a
+        bad signal point is a config error when the file is loaded, not when generate runs."""
+        from bead.generate.settings import GenerationSettings  # torch-free
+
+        try:
+            GenerationSettings.from_config(self)
+        except UsageError as err:
+            raise ValueError(str(err)) from None
+        return self
+
 
 def _registered(value: str, registry: Iterable[str], kind: str) -> str:
     """``value`` if it is a registered name, else a ValueError suggesting the closest one."""
@@ -218,6 +254,8 @@ def make_config(values: dict[str, Any], source: str = "config",
         first = min(err.errors(), key=lambda e: lines.get(str(e["loc"][0]) if e["loc"] else "", 0))
         key = ".".join(str(p) for p in first["loc"]) or "?"
         place = where(source, lines.get(str(first["loc"][0])) if first["loc"] else None)
+        if not first["loc"]:  # a check of the whole config: its message names the keys
+            raise UsageError(f"{place}: {first['msg'].removeprefix('Value error, ')}") from None
         if first["type"] == "extra_forbidden":
             raise UsageError(f"{place}: unknown key '{key}'{closest(key)}") from None
         msg = first["msg"].removeprefix("Value error, ")

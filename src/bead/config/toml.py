@@ -54,12 +54,27 @@ def config_to_toml(config: Config) -> str:
     """Every key with its value and a one-line comment, grouped as in the Config class."""
     doc = tomlkit.document()
     doc.add(tomlkit.comment("BEAD project configuration. Data only: it is never executed."))
+    values = config.model_dump(exclude_none=True)
     for name, field in Config.model_fields.items():
-        value = getattr(config, name)
+        value = _inline(values[name])
         doc.add(tomlkit.nl())
         doc.add(tomlkit.comment(field.description or name))
         doc.add(name, value)
     return tomlkit.dumps(doc)
+
+
+def _inline(value: object) -> object:
+    """A list of tables as an array of inline tables: a ``[[table]]`` header in the middle of
+    the file would swallow every key written after it."""
+    if not (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
+        return value
+    array = tomlkit.array()
+    array.multiline(True)
+    for entry in value:
+        table = tomlkit.inline_table()
+        table.update(entry)
+        array.append(table)
+    return array
 
 
 def save_config(config: Config, path: Path) -> None:

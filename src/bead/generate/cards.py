@@ -12,6 +12,7 @@ from bead.generate.settings import (
     KINDS,
     QUARK_MASSES,
     GenerationSettings,
+    SignalPoint,
     check_generator,
     dark_lambda,
     visible_quarks,
@@ -27,8 +28,9 @@ def derive_seed(base_seed: int, key: str) -> int:
 
 
 def pythia_commands(kind: str, generator: str, settings: GenerationSettings,
-                    seed: int) -> list[str]:
-    """The Pythia ``readString`` commands for one sample kind and generator."""
+                    seed: int, point: SignalPoint | None = None) -> list[str]:
+    """The Pythia ``readString`` commands for one sample kind and generator (and, for the
+    signal, one model point: the first of ``settings.points()`` unless given)."""
     check_generator(generator)
     common = [
         f"Beams:eCM = {settings.sqrt_s:g}",
@@ -49,18 +51,20 @@ def pythia_commands(kind: str, generator: str, settings: GenerationSettings,
         if generator == "vincia":
             raise UsageError("the svj signal cannot use generator 'vincia': the Hidden Valley "
                              "shower runs only in Pythia's simple shower")
-        process = _svj_commands(settings)
+        process = _svj_commands(point or settings.points()[0])
     else:
         raise UsageError(f"unknown sample kind {kind!r}; known: {', '.join(KINDS)}")
     return common + list(GENERATORS[generator]) + process
 
 
-def _svj_commands(s: GenerationSettings) -> list[str]:
+def _svj_commands(s: SignalPoint) -> list[str]:
     """Hidden Valley s-channel Z' -> dark quarks with the CMS SVJ model's dark sector.
 
     r_inv is the branching ratio of every dark meson to a pair of invisible stand-ins (PDG 51
     for the pseudoscalars, 53 for the vectors); the rest decays to SM quark pairs that
-    hadronise: pseudoscalars in proportion to m_q^2 (mass insertion), vectors democratically.
+    hadronise: vectors democratically (equally to every flavour the meson mass allows),
+    pseudoscalars in proportion to m_q^2 (``decay = "mass_insertion"``, the CMS model) or
+    democratically too (``decay = "democratic"``).
     """
     lam = dark_lambda(s.alpha_dark)
     quark_mass = s.dark_meson_mass / 2
@@ -93,12 +97,15 @@ def _svj_commands(s: GenerationSettings) -> list[str]:
     ]
     quarks = visible_quarks(s.dark_meson_mass)
     mass2 = sum(QUARK_MASSES[q] ** 2 for q in quarks)
+    democratic = {q: 1 / len(quarks) for q in quarks}
+    pseudoscalar = (democratic if s.decay == "democratic"
+                    else {q: QUARK_MASSES[q] ** 2 / mass2 for q in quarks})
     visible = 1.0 - s.rinv
     for meson, stand_in, share in (
-        (4900111, 51, {q: QUARK_MASSES[q] ** 2 / mass2 for q in quarks}),
-        (4900211, 51, {q: QUARK_MASSES[q] ** 2 / mass2 for q in quarks}),
-        (4900113, 53, {q: 1 / len(quarks) for q in quarks}),
-        (4900213, 53, {q: 1 / len(quarks) for q in quarks}),
+        (4900111, 51, pseudoscalar),
+        (4900211, 51, pseudoscalar),
+        (4900113, 53, democratic),
+        (4900213, 53, democratic),
     ):
         channels = [(s.rinv, f"0 {stand_in} -{stand_in}")]
         channels += [(visible * frac, f"91 {q} -{q}") for q, frac in share.items()]

@@ -14,22 +14,23 @@ import numpy as np
 from bead.errors import BeadError, DataError, MissingExtraError
 from bead.generate.cards import derive_seed, pythia_commands
 from bead.generate.detector import Selected, Visibility, select_events, to_chunk
-from bead.generate.settings import GenerationSettings
+from bead.generate.settings import GenerationSettings, SignalPoint
 from bead.io.events import EventChunk
 
 _MAX_BATCH = 250  # events per Pythia batch: bounds the memory of one awkward event batch
 
 
 def generate_events(kind: str, generator: str, n_events: int, settings: GenerationSettings,
-                    seed_key: str) -> EventChunk:
+                    seed_key: str, point: SignalPoint | None = None) -> EventChunk:
     """Generate ``n_events`` selected events in this process (event ids 0..n-1).
 
-    ``kind`` is ``"qcd"`` or ``"svj"``; ``seed_key`` names the block, and with ``settings.seed``
-    fixes the Pythia seed and the b-tagging random stream.
+    ``kind`` is ``"qcd"`` or ``"svj"`` (at signal ``point``, by default the settings' first);
+    ``seed_key`` names the block, and with ``settings.seed`` fixes the Pythia seed and the
+    b-tagging random stream.
     """
     pythia8mc, fastjet = import_extras()
     seed = derive_seed(settings.seed, seed_key)
-    pythia = _make_pythia(pythia8mc, pythia_commands(kind, generator, settings, seed))
+    pythia = _make_pythia(pythia8mc, pythia_commands(kind, generator, settings, seed, point))
     visibility = Visibility(pythia.particleData)
     jet_def = fastjet.JetDefinition(fastjet.antikt_algorithm, settings.jet_r)
 

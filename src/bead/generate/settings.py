@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from bead.errors import UsageError
 
@@ -25,6 +26,50 @@ QUARK_MASSES = {1: 0.0048, 2: 0.0023, 3: 0.095, 4: 1.275, 5: 4.18}
 # Dark sector of the CMS model: SU(2) with two dark flavours.
 DARK_NCOLOUR, DARK_NFLAV = 2, 2
 _MIN_HV_LAMBDA = 0.01  # smallest HiddenValley:Lambda Pythia accepts
+# How the dark pseudoscalars decay to SM quarks: in proportion to m_q^2 (the CMS model's mass
+# insertion), or equally to every flavour the meson mass allows (as the vectors always do).
+DECAY_MODES = ("mass_insertion", "democratic")
+
+
+@dataclass(frozen=True)
+class SignalPoint:
+    """One SVJ model point; several make a signal grid, one ``sig_test_*`` file each."""
+
+    zprime_mass: float = 1500.0
+    dark_meson_mass: float = 20.0
+    rinv: float = 0.3
+    alpha_dark: float = 0.2
+    decay: str = "mass_insertion"
+
+    def check(self, prefix: str) -> None:
+        """UsageError for an impossible point, naming each value as ``<prefix><field>`` (the
+        config key, e.g. ``gen_rinv`` or ``gen_signal_points[2].rinv``)."""
+        for name in ("zprime_mass", "dark_meson_mass", "alpha_dark"):
+            if not getattr(self, name) > 0:
+                raise UsageError(f"{prefix}{name} must be > 0, got {getattr(self, name)}")
+        if not 0.0 <= self.rinv <= 1.0:
+            raise UsageError(f"{prefix}rinv must be in [0, 1], got {self.rinv}")
+        if self.decay not in DECAY_MODES:
+            raise UsageError(f"{prefix}decay: unknown decay mode {self.decay!r}; use one of "
+                             + ", ".join(DECAY_MODES))
+        if self.zprime_mass <= 2 * self.dark_meson_mass:
+            raise UsageError(f"{prefix}zprime_mass = {self.zprime_mass:g} GeV must exceed twice "
+                             f"{prefix}dark_meson_mass = {self.dark_meson_mass:g} GeV")
+        if self.rinv < 1.0 and not visible_quarks(self.dark_meson_mass):
+            raise UsageError(f"{prefix}dark_meson_mass = {self.dark_meson_mass} GeV is too "
+                             "light to decay to any quark pair")
+        if dark_lambda(self.alpha_dark) < _MIN_HV_LAMBDA:
+            raise UsageError(f"{prefix}alpha_dark = {self.alpha_dark} gives a dark confinement "
+                             f"scale below {_MIN_HV_LAMBDA} GeV; use a larger value")
+
+    @property
+    def tag(self) -> str:
+        """File-name tag, e.g. ``mz1500_mdark20_rinv0p3_alpha0p2`` (+ ``_democratic``)."""
+        def num(x: float) -> str:
+            return f"{x:g}".replace(".", "p").replace("-", "m")
+        tag = (f"mz{num(self.zprime_mass)}_mdark{num(self.dark_meson_mass)}"
+               f"_rinv{num(self.rinv)}_alpha{num(self.alpha_dark)}")
+        return tag if self.decay == "mass_insertion" else f"{tag}_{self.decay}"
 
 
 @dataclass(frozen=True)
@@ -46,6 +91,7 @@ class GenerationSettings:
     dark_meson_mass: float = 20.0
     rinv: float = 0.3
     alpha_dark: float = 0.2
+    signal_points: tuple[SignalPoint, ...] = ()  # a grid; empty = the single point above
     seed: int = 1
     block_size: int = 250
 
@@ -54,8 +100,7 @@ class GenerationSettings:
         for name in ("bkg_train_events", "bkg_test_events", "sig_events"):
             if getattr(self, name) < 0:
                 raise UsageError(f"gen_{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("pthat_min", "sqrt_s", "jet_r", "jet_eta_max", "met_eta_max",
-                     "zprime_mass", "dark_meson_mass", "alpha_dark"):
+        for name in ("pthat_min", "sqrt_s", "jet_r", "jet_eta_max", "met_eta_max"):
             if not getattr(self, name) > 0:
                 raise UsageError(f"gen_{name} must be > 0, got {getattr(self, name)}")
         for name in ("min_jets", "block_size"):
@@ -63,20 +108,40 @@ class GenerationSettings:
                 raise UsageError(f"gen_{name} must be >= 1, got {getattr(self, name)}")
         if self.jet_pt_min < 0:
             raise UsageError(f"gen_jet_pt_min must be >= 0, got {self.jet_pt_min}")
-        if not 0.0 <= self.rinv <= 1.0:
-            raise UsageError(f"gen_rinv must be in [0, 1], got {self.rinv}")
-        if self.zprime_mass <= 2 * self.dark_meson_mass:
-            raise UsageError("gen_zprime_mass must exceed twice gen_dark_meson_mass")
-        if self.rinv < 1.0 and not visible_quarks(self.dark_meson_mass):
-            raise UsageError(f"gen_dark_meson_mass = {self.dark_meson_mass} GeV is too light "
-                             "to decay to any quark pair")
-        if dark_lambda(self.alpha_dark) < _MIN_HV_LAMBDA:
-            raise UsageError(f"gen_alpha_dark = {self.alpha_dark} gives a dark confinement "
-                             f"scale below {_MIN_HV_LAMBDA} GeV; use a larger value")
+        object.__setattr__(self, "signal_points", tuple(
+            p if isinstance(p, SignalPoint) else SignalPoint(**p) for p in self.signal_points))
+        if self.signal_points:
+            for i, point in enumerate(self.signal_points):
+                point.check(f"gen_signal_points[{i}].")
+            tags = [p.tag for p in self.signal_points]
+            twice = sorted({t for t in tags if tags.count(t) > 1})
+            if twice:
+                raise UsageError(f"gen_signal_points: the point {twice[0]} is listed twice")
+        else:
+            self.points()[0].check("gen_")
         for name in self.generators:
             check_generator(name)
         if len(set(self.generators)) != len(self.generators):
             raise UsageError(f"gen_generators lists a generator twice: {list(self.generators)}")
+
+    @classmethod
+    def from_config(cls, config: Any) -> GenerationSettings:
+        """The settings of a project config's ``gen_*`` keys (a grid entry's missing values
+        take the single-point keys)."""
+        values = {name.removeprefix("gen_"): getattr(config, name)
+                  for name in type(config).model_fields if name.startswith("gen_")}
+        single = {k: values[k] for k in ("zprime_mass", "dark_meson_mass", "rinv", "alpha_dark")}
+        values["signal_points"] = tuple(
+            SignalPoint(**{**single, **{k: v for k, v in entry.model_dump().items()
+                                        if v is not None}})
+            for entry in values["signal_points"])
+        values["generators"] = tuple(values["generators"])
+        return cls(**values)
+
+    def points(self) -> tuple[SignalPoint, ...]:
+        """The signal points to generate: the grid, else the single point of the scalar keys."""
+        return self.signal_points or (SignalPoint(self.zprime_mass, self.dark_meson_mass,
+                                                  self.rinv, self.alpha_dark),)
 
 
 def check_generator(name: str) -> None:
@@ -84,14 +149,6 @@ def check_generator(name: str) -> None:
     if name not in GENERATORS:
         raise UsageError(f"gen_generators: unknown generator {name!r}; "
                          f"known: {', '.join(GENERATORS)}")
-
-
-def signal_tag(settings: GenerationSettings) -> str:
-    """File-name tag of the signal point, e.g. ``mz1500_mdark20_rinv0p3_alpha0p2``."""
-    def num(x: float) -> str:
-        return f"{x:g}".replace(".", "p").replace("-", "m")
-    return (f"mz{num(settings.zprime_mass)}_mdark{num(settings.dark_meson_mass)}"
-            f"_rinv{num(settings.rinv)}_alpha{num(settings.alpha_dark)}")
 
 
 def dark_lambda(alpha_dark: float) -> float:
