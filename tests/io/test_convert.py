@@ -53,7 +53,8 @@ def test_converts_every_csv(csv_dir: Path, tmp_path: Path, fmt: str,
         assert r.seconds > 0
         want = EventChunk.concatenate(list(iter_csv_chunks(r.source)))
         assert_same(want, read_store(r.output))
-    assert "bkg_train_pythia.csv: 3 events in" in caplog.text
+    assert "bkg_train_pythia.csv: bkg_train, generator 'pythia': 3 events in" in caplog.text
+    assert "generator 'svj', tag 'r03'" in caplog.text  # the generator/tag split is said
     assert "events/s" in caplog.text
 
 

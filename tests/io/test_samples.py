@@ -20,6 +20,11 @@ from bead.io.samples import SampleName, discover_csvs, parse_sample_name
          SampleName("sig_test", "svj", "rinv0.3_mZ2000", "sig_test_svj_rinv0.3_mZ2000")),
         ("bkg_train_Herwig7_v2.csv.gz",
          SampleName("bkg_train", "Herwig7", "v2", "bkg_train_Herwig7_v2")),
+        # '-' and '.' belong to the generator; the first '_' after it starts the tag
+        ("bkg_train_my-gen.csv", SampleName("bkg_train", "my-gen", None, "bkg_train_my-gen")),
+        ("bkg_train_my_gen.csv", SampleName("bkg_train", "my", "gen", "bkg_train_my_gen")),
+        ("bkg_test_herwig7.2_ue-up.csv.gz",
+         SampleName("bkg_test", "herwig7.2", "ue-up", "bkg_test_herwig7.2_ue-up")),
     ],
 )
 def test_parse_sample_name(name: str, expected: SampleName) -> None:
@@ -29,13 +34,14 @@ def test_parse_sample_name(name: str, expected: SampleName) -> None:
 @pytest.mark.parametrize(
     "name",
     ["train_pythia.csv", "bkg_train.csv", "bkg_train_.csv", "bkg_train_pythia_.csv",
-     "bkg_train_py-thia.csv", "bkg_train_pythia.txt", "bkg_train_pythia.csv.bz2",
-     "sig_train_svj.csv"],
+     "bkg_train_-pythia.csv", "bkg_train_py+thia.csv", "bkg_train_pythia.txt",
+     "bkg_train_pythia.csv.bz2", "sig_train_svj.csv"],
 )
 def test_bad_sample_names(name: str) -> None:
     expected = rf"^{re.escape(name)}: sample file name must look like <bkg_train"
-    with pytest.raises(DataError, match=expected):
+    with pytest.raises(DataError, match=expected) as info:
         parse_sample_name(name)
+    assert "letters, digits, '-' and '.'" in str(info.value)  # the rule, not just a pattern
 
 
 def touch(folder: Path, *names: str) -> None:

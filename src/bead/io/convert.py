@@ -89,9 +89,11 @@ def _convert_one(
             writer.append(chunk)
             n_events += chunk.n_events
     seconds = time.perf_counter() - start
+    name = parse_sample_name(csv)
     logger.info(
-        "%s: %d events in %.1f s (%.0f events/s) -> %s",
-        csv.name, n_events, seconds, n_events / max(seconds, 1e-9), output,
+        "%s: %s, generator '%s'%s: %d events in %.1f s (%.0f events/s) -> %s",
+        csv.name, name.flag, name.generator, f", tag '{name.tag}'" if name.tag else "",
+        n_events, seconds, n_events / max(seconds, 1e-9), output,
     )
     if report.total:
         logger.warning("%s: skipped %s", csv.name, report.summary())

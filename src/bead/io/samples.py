@@ -16,11 +16,15 @@ from bead.errors import DataError
 logger = logging.getLogger(__name__)
 
 FLAGS = ("bkg_train", "bkg_test", "sig_test")
-PATTERN = "<bkg_train|bkg_test|sig_test>_<generator>[_<tag>].csv[.gz]"
+PATTERN = ("<bkg_train|bkg_test|sig_test>_<generator>[_<tag>].csv[.gz], where <generator> "
+           "has letters, digits, '-' and '.' (starting with a letter or digit) and ends at the "
+           "next '_'; everything after it is the <tag>")
 
+# The generator is everything up to the next underscore: "bkg_train_my-gen.csv" is generator
+# "my-gen", "bkg_train_my_gen.csv" is generator "my" with tag "gen".
 _NAME = re.compile(
-    r"^(?P<flag>bkg_train|bkg_test|sig_test)_(?P<generator>[A-Za-z0-9]+)(?:_(?P<tag>.+))?"
-    r"\.csv(?:\.gz)?$"
+    r"^(?P<flag>bkg_train|bkg_test|sig_test)_(?P<generator>[A-Za-z0-9][A-Za-z0-9.-]*?)"
+    r"(?:_(?P<tag>.+?))?\.csv(?:\.gz)?$"
 )
 _CSV_SUFFIXES = (".csv", ".csv.gz")
 
@@ -90,7 +94,9 @@ def discover_csvs(csv_dir: Path) -> list[Path]:
     unreadable = [f"{p}: {why}" for p in csvs if (why := _unreadable(p)) is not None]
     if unreadable:
         raise DataError("; ".join(unreadable))
-    ignored = [p.name for p in entries if p.is_file() and not _is_csv(p)]
+    # JSON files are metadata kept beside the CSVs (generate's generated.json), not samples.
+    ignored = [p.name for p in entries
+               if p.is_file() and not _is_csv(p) and p.suffix.lower() != ".json"]
     if ignored:
         logger.warning("%s: ignoring files that are not CSVs: %s", csv_dir, ", ".join(ignored))
     if not csvs:
