@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+# Below these (effective) event counts a fit or a metric is dominated by statistical noise: the
+# stage that meets it warns, and metrics.json flags the numbers as low_stats.
+MIN_FIT_EVENTS = 100  # bkg_train training events the scalers are fitted on
+MIN_VALIDATION_EVENTS = 100  # validation events behind early stopping and the LR schedule
+MIN_TEST_EVENTS = 100  # effective events of a signal sample or of a background in a metric
+
 
 def effective_count(weight: np.ndarray) -> float:
     """Kish's effective sample size (Σw)² / Σw²."""

@@ -38,8 +38,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def h5_contents(path):
     with h5py.File(path, "r") as h5:
-        data = {name: h5[name][()] for name in h5 if name != "scores"}
-        data.update({f"scores/{n}": h5["scores"][n][()] for n in h5["scores"]})
+        groups = ("scores", "observables")
+        data = {name: h5[name][()] for name in h5 if name not in groups}
+        for group in groups:
+            data.update({f"{group}/{n}": h5[group][n][()] for n in h5[group]})
         return data, dict(h5.attrs)
 
 

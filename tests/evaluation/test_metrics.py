@@ -103,3 +103,41 @@ def test_compute_metrics_per_signal_generator_and_separation():
     assert metrics["generator_separation"]["flat"]["a_vs_b"] == pytest.approx(0.5, abs=0.03)
     assert set(metrics["per_signal"]["flat"]["all_signals"]["eff_s"]) == {
         "1e-01", "1e-02", "1e-03", "1e-04"}
+
+
+def _table(n_bkg: int, n_sig: int, observables: dict | None = None) -> ScoreTable:
+    rng = np.random.default_rng(3)
+    n = n_bkg + n_sig
+    return ScoreTable(
+        label=np.r_[np.zeros(n_bkg), np.ones(n_sig)].astype(np.int8),
+        weight=np.ones(n, np.float32), evt_id=np.arange(n),
+        sample_index=np.r_[np.zeros(n_bkg), np.ones(n_sig)].astype(np.int16),
+        generator_index=np.r_[np.zeros(n_bkg), np.ones(n_sig)].astype(np.int16),
+        latent=np.zeros((n, 1), np.float32),
+        scores={"total": np.r_[rng.normal(0, 1, n_bkg), rng.normal(1, 1, n_sig)]},
+        sample_names=["bkg_test_a", "sig_test_x"], generator_names=["a", "x"],
+        signal_samples=["sig_test_x"], observables=observables or {})
+
+
+def test_observables_are_scored_as_cuts_in_their_best_direction():
+    n_bkg, n_sig = 1000, 500
+    high = np.r_[np.zeros(n_bkg), np.ones(n_sig)]  # signal above: a perfect upper cut
+    low = -high  # signal below: a perfect lower cut, flipped
+    metrics = compute_metrics(_table(n_bkg, n_sig, {"met": high, "mass": low}),
+                              primary_score="total")
+    assert metrics["primary_score"] == "total" and metrics["scores"] == ["total"]
+    assert metrics["observables"] == ["obs_met", "obs_mass"]
+    assert metrics["observable_directions"] == {"obs_met": "higher", "obs_mass": "lower"}
+    for name in metrics["observables"]:
+        assert metrics["per_signal"][name]["sig_test_x"]["auc"] == 1.0
+
+
+def test_small_samples_are_flagged_low_stats():
+    metrics = compute_metrics(_table(1000, 20))
+    entry = metrics["per_signal"]["total"]["sig_test_x"]
+    assert entry["low_stats"] is True and entry["n_signal_eff"] == pytest.approx(20)
+    assert any("signal sample sig_test_x has only 20 effective events" in w
+               for w in metrics["warnings"])
+    big = compute_metrics(_table(1000, 500))
+    assert big["per_signal"]["total"]["sig_test_x"]["low_stats"] is False
+    assert big["warnings"] == []

@@ -14,6 +14,8 @@ from bead.errors import DataError
 from bead.io.events import EventChunk
 from bead.io.store import StoreWriter
 from bead.prepare.features import feature_names
+from bead.prepare.manifest import preparation_key
+from bead.prepare.observables import OBSERVABLES
 from bead.prepare.scalers import load_scalers
 from bead.prepare.stage import prepare_inputs, split_validation
 
@@ -67,10 +69,12 @@ def test_writes_consistent_tensors_and_manifest(store, tmp_path):
     result = prepare_inputs(CONFIG, store, out, progress=False)
 
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["version"] == 1
-    assert manifest["settings"] == {"num_jets": 3, "num_constits": 5,
+    assert manifest["version"] == 2
+    assert manifest["settings"] == {"file_type": "h5", "num_jets": 3, "num_constits": 5,
                                     "normalizations": "pj_custom", "input_features": "all",
                                     "train_size": 0.75, "seed": 7}
+    assert manifest["key"] == preparation_key(CONFIG)
+    assert manifest["observables"] == list(OBSERVABLES)
     assert manifest["generators"] == ["herwig", "pythia"] == result.generators
     assert [s["stem"] for s in manifest["samples"]] == [
         "bkg_train_herwig", "bkg_train_pythia", "bkg_test_pythia", "sig_test_svj_m1500"]
@@ -95,6 +99,7 @@ def test_writes_consistent_tensors_and_manifest(store, tmp_path):
         assert t["jet_mask"].shape == (n, 3)
         assert t["events"].shape == (n, len(feats["event"]))
         assert t["weight"].dtype == np.float32 and t["evt_id"].dtype == np.int64
+        assert t["observables"].shape == (n, len(OBSERVABLES))
         assert ("is_val" in t) == (entry["flag"] == "bkg_train")
         assert (t["constituents"][~t["constituent_mask"]] == 0).all()
         assert (t["jets"][~t["jet_mask"]] == 0).all()
@@ -226,3 +231,60 @@ def test_events_without_jets_are_kept_and_reported(store, tmp_path, caplog):
     result = prepare_inputs(CONFIG, store, tmp_path / "tensors", progress=False)
     assert sum(s.n_events for s in result.samples) == 700
     assert "bkg_train_pythia: " in caplog.text and "events have no jet" in caplog.text
+
+
+# Config keys prepare_inputs reads that do not change what it writes (they only shape logs or
+# how the work is done); each is checked empirically below.
+NOT_SHAPING = {"input_level": "event"}
+
+
+class _Recording:
+    """A config stand-in that records every key read from it."""
+
+    def __init__(self, config: Config) -> None:
+        self._config, self.read = config, set()
+
+    def __getattr__(self, name: str) -> object:
+        self.read.add(name)
+        return getattr(self._config, name)
+
+
+def _outputs(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_every_setting_prepare_reads_is_part_of_the_preparation_key(store, tmp_path):
+    """A key that changes the tensors but not the folder name would let two projects with
+    different settings share one folder; so every key prepare reads is in PREPARATION_KEYS,
+    unless it is listed (and shown) not to change the output."""
+    from bead.prepare.manifest import PREPARATION_KEYS
+
+    recording = _Recording(CONFIG)
+    prepare_inputs(recording, store, tmp_path / "a", progress=False)  # type: ignore[arg-type]
+    unexplained = recording.read - set(PREPARATION_KEYS) - set(NOT_SHAPING)
+    assert not unexplained, f"prepare reads {unexplained}: add them to PREPARATION_KEYS"
+    for key, other in NOT_SHAPING.items():
+        changed = CONFIG.model_copy(update={key: other})
+        assert getattr(changed, key) != getattr(CONFIG, key)
+        prepare_inputs(changed, store, tmp_path / key, progress=False)
+        assert _outputs(tmp_path / key) == _outputs(tmp_path / "a"), key
+
+
+def test_each_preparation_key_setting_names_its_own_folder():
+    base = preparation_key(CONFIG)
+    for key, other in {"file_type": "parquet", "num_jets": 4, "num_constits": 6,
+                       "normalizations": "standard", "input_features": "4momentum",
+                       "train_size": 0.5, "seed": 8}.items():
+        assert preparation_key(CONFIG.model_copy(update={key: other})) != base, key
+    assert preparation_key(CONFIG.model_copy(update={"epochs": 3})) == base
+
+
+def test_raw_observables_are_the_physics_values(store, tmp_path):
+    prepare_inputs(CONFIG, store, tmp_path / "t", progress=False)
+    t = load_file(tmp_path / "t" / "bkg_train_pythia.safetensors")
+    obs = dict(zip(OBSERVABLES, t["observables"].T, strict=True))
+    np.testing.assert_allclose(obs["met"], 100.0 + t["evt_id"], rtol=1e-6)  # see random_chunk
+    assert (obs["n_btag"] >= 0).all() and (obs["j1_num_constits"] >= 0).all()
+    no_jet = obs["j1_num_constits"] == 0
+    np.testing.assert_allclose(obs["met_over_j1pt"][no_jet], obs["met"][no_jet], rtol=1e-6)
+    assert (obs["mt"] >= 0).all() and np.isfinite(t["observables"]).all()

@@ -7,13 +7,20 @@ noise): a model can learn them. Signal uses other loadings and an offset, so it 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from safetensors.torch import save_file
 
 from bead.config import Config
+from bead.prepare.manifest import (
+    MANIFEST,
+    Manifest,
+    SampleEntry,
+    preparation_key,
+    preparation_settings,
+)
+from bead.prepare.observables import OBSERVABLES
 
 J, C, FC, FJ, FE = 2, 3, 3, 4, 3  # jets, constituents per jet, features per level
 
@@ -34,6 +41,9 @@ def _sample(n: int, loadings: torch.Tensor, offset: float, gen: torch.Generator,
         "jets": jets.float().contiguous(),
         "jet_mask": torch.ones(n, J, dtype=torch.bool),
         "events": torch.cat([z, z[:, :1] ** 2], dim=1).float().contiguous(),
+        # raw observables: the first one follows the anomaly offset, like a MET would
+        "observables": torch.cat([offset + torch.rand(n, 1, generator=gen),
+                                  torch.rand(n, len(OBSERVABLES) - 1, generator=gen)], 1),
         "weight": torch.full((n,), weight),
         "evt_id": torch.arange(n, dtype=torch.int64),
     }
@@ -49,7 +59,8 @@ def make_tensor_folder(
     seed: int = 0,
     train_size: float = 0.75,
 ) -> Path:
-    """Write ``manifest.json`` and one safetensors file per sample under ``root``."""
+    """Write ``manifest.json`` (with the package's own writer) and one safetensors file per
+    sample under ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(seed)
     bkg_loadings = torch.randn(2, J * C * FC, generator=gen)
@@ -57,8 +68,8 @@ def make_tensor_folder(
 
     def add(stem: str, flag: str, generator: str, n: int, tensors: dict) -> None:
         save_file(tensors, str(root / f"{stem}.safetensors"))
-        samples.append({"stem": stem, "flag": flag, "generator": generator, "tag": None,
-                        "file": f"{stem}.safetensors", "n_events": n, "source": f"{stem}.h5"})
+        samples.append(SampleEntry(stem=stem, flag=flag, generator=generator, tag=None,
+                                   file=f"{stem}.safetensors", n_events=n, source=f"{stem}.h5"))
 
     for g in bkg_generators:
         train = _sample(n_train, bkg_loadings, 0.0, gen, 1.0)
@@ -70,17 +81,14 @@ def make_tensor_folder(
         loadings = torch.randn(2, J * C * FC, generator=gen)
         add(stem, "sig_test", stem.split("_")[2], n_signal,
             _sample(n_signal, loadings, 1.0 + i, gen, 0.5))
-    manifest = {
-        "version": 1,
-        "scalers_sha256": f"toy-{seed}",
-        "settings": {"num_jets": J, "num_constits": C, "normalizations": "pj_custom",
-                     "input_features": "all", "train_size": train_size, "seed": seed},
-        "generators": sorted(bkg_generators),
-        "features": {"constituent": ["a", "b", "c"], "jet": ["a", "b", "c", "n"],
-                     "event": ["z0", "z1", "z0sq"]},
-        "samples": samples,
-    }
-    (root / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    settings_of = Config(num_jets=J, num_constits=C, train_size=train_size)
+    Manifest(
+        path=root / MANIFEST, generators=sorted(bkg_generators), samples=samples,
+        scalers_sha256=f"toy-{seed}", settings=preparation_settings(settings_of),
+        features={"constituent": ["a", "b", "c"], "jet": ["a", "b", "c", "n"],
+                  "event": ["z0", "z1", "z0sq"]},
+        observables=list(OBSERVABLES), key=preparation_key(settings_of),
+    ).write()
     return root
 
 

@@ -137,7 +137,8 @@ def test_checkpoints_load_with_weights_only(tmp_path, tensors):
     spec = json.loads((models / "model.json").read_text())
     assert spec == {"model_name": "AE", "n_slots": 6, "n_features": 3, "latent_dim": 4,
                     "input_level": "constituent", "loss_function": "AELoss",
-                    "reg_param": 1e-3, "model_init": "xavier", "scalers_sha256": "toy-0"}
+                    "reg_param": 1e-3, "model_init": "xavier", "scalers_sha256": "toy-0",
+                    "prepared_key": read_manifest(tensors).key}
 
 
 def test_resume_continues_like_an_uninterrupted_run(tmp_path, tensors):
@@ -202,8 +203,10 @@ def test_diverging_training_fails_clearly(tmp_path):
     first_train_event = int(torch.nonzero(~tensors["is_val"])[0])
     tensors["constituents"][first_train_event, 0, 0] = float("nan")  # slot 0 is always real
     save_file(tensors, str(path))
-    with pytest.raises(BeadError, match="diverged in epoch 1"):
-        run(tmp_path, folder, epochs=1)
+    with pytest.raises(BeadError, match=r"diverged in epoch 1.*a smaller gradient_clip"):
+        run(tmp_path, folder, epochs=1)  # clipping is on by default: the hint says so
+    with pytest.raises(BeadError, match=r"diverged in epoch 1.*gradient_clip > 0"):
+        run(tmp_path, folder, epochs=1, gradient_clip=0.0)
 
 
 def test_batch_slices_cover_every_event_without_single_event_batches():
@@ -271,3 +274,37 @@ def test_tensors_prepared_with_other_settings_are_refused(tmp_path, tensors):
                                         r"normalizations = 'log\+standard'; rerun prepare"):
         run(tmp_path, tensors, num_constits=4, normalizations="log+standard")
     assert not (tmp_path / "models").exists()
+
+
+def test_resume_without_a_checkpoint_warns(tmp_path, tensors, caplog):
+    with caplog.at_level("WARNING"):
+        train(small_config(epochs=1), tensors, tmp_path / "models", tmp_path / "results",
+              progress=False, resume=True)
+    assert any(r.levelname == "WARNING" and "no " in r.message and "resume" in r.message
+               and "replace" in r.message for r in caplog.records)
+
+
+def test_a_fresh_run_over_an_interrupted_one_says_how_to_resume(tmp_path, tensors, caplog,
+                                                                 monkeypatch):
+    from bead.training.trainer import Trainer
+
+    run(tmp_path, tensors, epochs=2)  # finished: nothing to say
+    with caplog.at_level("WARNING"):
+        run(tmp_path, tensors, epochs=5, early_stopping=False)
+    assert not any("interrupted" in r.message for r in caplog.records)
+    real = Trainer.train_epoch
+
+    def stop_in_epoch_3(self):
+        if self.epoch == 3:
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(Trainer, "train_epoch", stop_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path, tensors, epochs=5, early_stopping=False)
+    monkeypatch.setattr(Trainer, "train_epoch", real)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        run(tmp_path, tensors, epochs=1)
+    assert any("interrupted run (epoch 2 of 5)" in r.message and "-o resume" in r.message
+               for r in caplog.records)

@@ -110,6 +110,7 @@ def detect(
 
     columns: dict[str, list[np.ndarray]] = {}
     score_parts: dict[str, list[np.ndarray]] = {}
+    observable_parts: dict[str, list[np.ndarray]] = {}
     columns_bar = (TextColumn("[bold]detect"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("events"), TimeElapsedColumn())
     bar = Progress(*columns_bar, console=Console(stderr=True), disable=not progress)
@@ -117,7 +118,9 @@ def detect(
         seed_everything(config.seed)
         task = bar.add_task("detect", total=sum(e.n_events for e in entries))
         for index, entry in enumerate(entries):
-            inputs, _ = load_sample(tensors_dir, entry, spec.input_level)
+            inputs, tensors = load_sample(tensors_dir, entry, spec.input_level)
+            log.debug("scoring %s from %s: x %s", entry.stem, tensors_dir / entry.file,
+                      list(inputs.x.shape))
             _check_shape(inputs, spec, entry)
             scores, latent = score_events(
                 model, loss, inputs, runtime, max(EVAL_BATCH, config.batch_size),
@@ -135,17 +138,34 @@ def detect(
                 columns.setdefault(key, []).append(values)
             for name, values in scores.items():
                 score_parts.setdefault(name, []).append(values)
+            raw = _observables(tensors, manifest.observables, entry, n)
+            for name, values in raw.items():
+                observable_parts.setdefault(name, []).append(values)
             log.info("scored %s: %d events", entry.stem, n)
     table = ScoreTable(
         **{key: np.concatenate(parts) for key, parts in columns.items()},
         scores={name: np.concatenate(parts) for name, parts in score_parts.items()},
         sample_names=[e.stem for e in entries], generator_names=generator_names,
-        signal_samples=[e.stem for e in signals])
+        signal_samples=[e.stem for e in signals],
+        observables={name: np.concatenate(parts) for name, parts in observable_parts.items()})
     write_scores(results_dir / SCORES_FILE, table)
-    metrics = compute_metrics(table)
+    metrics = compute_metrics(table, primary_score=loss.primary_score)
+    for warning in metrics["warnings"]:
+        log.warning("%s", warning)
     atomic_write_json(results_dir / METRICS_FILE, metrics)
     if signals:
-        area = metrics["per_signal"]["total"]["all_signals"]["auc"]
-        log.info("wrote %s and %s (AUC of the total loss, all signals: %s)", SCORES_FILE,
-                 METRICS_FILE, "n/a" if area is None else f"{area:.4f}")
+        area = metrics["per_signal"][loss.primary_score]["all_signals"]["auc"]
+        log.info("wrote %s and %s (AUC of the primary score '%s', all signals: %s)",
+                 SCORES_FILE, METRICS_FILE, loss.primary_score,
+                 "n/a" if area is None else f"{area:.4f}")
     return metrics
+
+
+def _observables(tensors: dict[str, torch.Tensor], names: list[str], entry: SampleEntry,
+                 n: int) -> dict[str, np.ndarray]:
+    """The raw observables of one sample's tensor file, by name."""
+    values = tensors.get("observables")
+    if values is None or tuple(values.shape) != (n, len(names)):
+        raise DataError(f"sample '{entry.stem}': its observables do not match the manifest "
+                        "(rerun prepare_inputs)")
+    return {name: values[:, i].numpy() for i, name in enumerate(names)}

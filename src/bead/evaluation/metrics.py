@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.metrics import auc, roc_auc_score, roc_curve
 
 from bead.evaluation.scores import ScoreTable
-from bead.stats import effective_count, nonnegative
+from bead.stats import MIN_TEST_EVENTS, effective_count, nonnegative
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def efficiency_key(eff: float) -> str:
 
 def _empty_summary() -> dict[str, Any]:
     return {"auc": None, "eff_s": {efficiency_key(e): None for e in BKG_EFFICIENCIES},
-            "max_sic": None}
+            "max_sic": None, "n_signal_eff": 0.0, "n_background_eff": 0.0, "low_stats": True}
 
 
 def _usable(label: np.ndarray, weight: np.ndarray) -> bool:
@@ -90,7 +90,10 @@ def roc_summary(label: np.ndarray, score: np.ndarray, weight: np.ndarray) -> dic
     eff_s = {efficiency_key(e): tpr_at(fpr, tpr, e) if e >= floor * (1 - 1e-9) else None
              for e in BKG_EFFICIENCIES}
     _, sic = sic_points(fpr, tpr, weight[label == 0])
-    return {"auc": area, "eff_s": eff_s, "max_sic": float(sic.max()) if sic.size else None}
+    n_sig, n_bkg = effective_count(weight[label == 1]), effective_count(weight[label == 0])
+    return {"auc": area, "eff_s": eff_s, "max_sic": float(sic.max()) if sic.size else None,
+            "n_signal_eff": n_sig, "n_background_eff": n_bkg,
+            "low_stats": bool(min(n_sig, n_bkg) < MIN_TEST_EVENTS)}
 
 
 def separation_auc(
@@ -127,8 +130,32 @@ def background_generators(table: ScoreTable) -> list[str]:
     return [g for i, g in enumerate(table.generator_names) if i in present]
 
 
-def compute_metrics(table: ScoreTable) -> dict[str, Any]:
-    """Every metric of formats §5 for every score of ``table``."""
+OBSERVABLE_PREFIX = "obs_"
+
+
+def signed_observables(table: ScoreTable) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Each raw observable as a one-variable cut, named ``obs_<name>``, oriented so that higher
+    means more signal-like, with the direction ("higher" or "lower" for the signal).
+
+    The direction is the one that separates all signals best: generous to the baseline, so a
+    model that beats it beats the best cut a physicist could place on that variable. Without
+    signal, higher is kept.
+    """
+    scores, directions = {}, {}
+    for name, values in table.observables.items():
+        values = np.asarray(values, dtype=np.float64)
+        flip = False
+        if table.is_signal.any() and (~table.is_signal).any():
+            area = roc_summary(table.label, values, table.weight)["auc"]
+            flip = area is not None and area < 0.5
+        scores[OBSERVABLE_PREFIX + name] = -values if flip else values
+        directions[OBSERVABLE_PREFIX + name] = "lower" if flip else "higher"
+    return scores, directions
+
+
+def compute_metrics(table: ScoreTable, primary_score: str = "total") -> dict[str, Any]:
+    """Every metric of formats §5 for every score of ``table`` and every single observable;
+    ``primary_score`` names the score a user should cut on."""
     if np.any(table.weight < 0):
         log.warning("%d events have negative weights; they count as zero in the metrics",
                     int(np.sum(table.weight < 0)))
@@ -137,10 +164,13 @@ def compute_metrics(table: ScoreTable) -> dict[str, Any]:
     gen_masks = {g: is_bkg & (table.generator_index == table.generator_names.index(g))
                  for g in generators}
     signals = table.signal_samples
-    metrics: dict[str, Any] = {"scores": list(table.scores), "signals": list(signals),
+    observables, directions = signed_observables(table)
+    metrics: dict[str, Any] = {"primary_score": primary_score, "scores": list(table.scores),
+                               "observables": list(observables),
+                               "observable_directions": directions, "signals": list(signals),
                                "generators": generators, "per_signal": {},
                                "per_generator": {}, "generator_separation": {}}
-    for name, score in table.scores.items():
+    for name, score in {**table.scores, **observables}.items():
         if not np.all(np.isfinite(score)):
             log.warning("score '%s' has %d non-finite values: its metrics are null", name,
                         int(np.sum(~np.isfinite(score))))
@@ -152,4 +182,19 @@ def compute_metrics(table: ScoreTable) -> dict[str, Any]:
             f"{a}_vs_{b}": separation_auc(score[gen_masks[a]], table.weight[gen_masks[a]],
                                           score[gen_masks[b]], table.weight[gen_masks[b]])
             for a, b in itertools.combinations(generators, 2)}
+    metrics["warnings"] = _low_statistics(table, metrics)
     return metrics
+
+
+def _low_statistics(table: ScoreTable, metrics: dict[str, Any]) -> list[str]:
+    """One line per sample whose metrics rest on fewer than MIN_TEST_EVENTS effective events."""
+    warnings = []
+    weight = nonnegative(table.weight)
+    groups = [(g.name, "background generator", g.mask) for g in table.background_groups()]
+    groups += [(g.name, "signal sample", g.mask) for g in table.signal_groups()]
+    for name, kind, mask in groups:
+        n_eff = effective_count(weight[mask])
+        if n_eff < MIN_TEST_EVENTS:
+            warnings.append(f"{kind} {name} has only {n_eff:.0f} effective events (fewer than "
+                            f"{MIN_TEST_EVENTS}): its metrics are flagged low_stats")
+    return warnings

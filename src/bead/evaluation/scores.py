@@ -7,7 +7,7 @@ generator indices (with their names as root attributes), latents and one dataset
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
@@ -45,6 +45,8 @@ class ScoreTable:
     sample_names: list[str]
     generator_names: list[str]
     signal_samples: list[str]
+    # Raw single physics observables per event (bead.prepare.observables), no model involved.
+    observables: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.label)
@@ -82,6 +84,11 @@ def write_scores(path: Path, table: ScoreTable) -> None:
             data = np.ascontiguousarray(values, dtype=np.float32)
             group.create_dataset(name, data=data, compression="gzip", compression_opts=4,
                                  chunks=True if len(data) else None)
+        observed = h5.create_group("observables")
+        for name, values in table.observables.items():
+            data = np.ascontiguousarray(values, dtype=np.float32)
+            observed.create_dataset(name, data=data, compression="gzip", compression_opts=4,
+                                    chunks=True if len(data) else None)
         h5.attrs["sample_names"] = json.dumps(table.sample_names)
         h5.attrs["generator_names"] = json.dumps(table.generator_names)
         h5.attrs["signal_samples"] = json.dumps(table.signal_samples)
@@ -103,13 +110,15 @@ def read_scores(path: Path) -> ScoreTable:
                 raise DataError(f"{path}: missing attribute {missing[0]!r}")
             columns = {name: h5[name][()] for name in _COLUMNS}
             scores = {name: h5["scores"][name][()] for name in h5["scores"]}
+            observables = ({name: h5["observables"][name][()] for name in h5["observables"]}
+                           if "observables" in h5 else {})
             names = {key: json.loads(h5.attrs[key]) for key in _NAMES}
     except (OSError, json.JSONDecodeError) as err:
         raise DataError(f"{path}: unreadable scores file ({err})") from None
     n = len(columns["label"])
-    for name, values in [*columns.items(), *scores.items()]:
+    for name, values in [*columns.items(), *scores.items(), *observables.items()]:
         if len(values) != n:
             raise DataError(f"{path}: {name} has {len(values)} rows, label has {n}")
     if not scores:
         raise DataError(f"{path}: group 'scores' is empty")
-    return ScoreTable(**columns, scores=scores, **names)
+    return ScoreTable(**columns, scores=scores, **names, observables=observables)

@@ -28,6 +28,8 @@ class BeadLoss:
     """
 
     requires: ClassVar[frozenset[str]] = frozenset()
+    # The per-event component a user should cut on (metrics.json's primary_score).
+    primary_score: ClassVar[str] = "total"
 
     def __init__(self, reg_param: float = 1e-3) -> None:
         self.reg_param = reg_param

@@ -8,6 +8,7 @@ ties a trained model to these exact inputs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +19,27 @@ from bead.fileio import atomic_write_json
 
 MANIFEST = "manifest.json"
 SCALERS = "scalers.json"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+# Every config key that changes the prepared tensors. They name the folder of a preparation, so
+# projects of a workspace with different settings keep their own tensors side by side.
+PREPARATION_KEYS = ("file_type", "num_jets", "num_constits", "normalizations", "input_features",
+                    "train_size", "seed")
+
+
+def preparation_settings(config: Any) -> dict[str, Any]:
+    """The values of PREPARATION_KEYS in ``config``."""
+    return {key: getattr(config, key) for key in PREPARATION_KEYS}
+
+
+def preparation_key(config: Any) -> str:
+    """A short, stable hash of the preparation settings: the name of their folder."""
+    text = json.dumps(preparation_settings(config), sort_keys=True, separators=(",", ":"))
+    return "prep_" + hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def prepared_dir(tensors_root: Path, config: Any) -> Path:
+    """Where ``config``'s prepared tensors live: one folder per preparation."""
+    return Path(tensors_root) / preparation_key(config)
 
 
 @dataclass(frozen=True)
@@ -44,6 +65,8 @@ class Manifest:
     scalers_sha256: str  # identifies the preparation; a model records the one it trained on
     settings: dict[str, Any]  # the config values prepare_inputs ran with
     features: dict[str, list[str]]  # columns of the written tensors, per level
+    observables: list[str]  # columns of the raw ``observables`` tensor
+    key: str  # the preparation key (its folder name)
 
     def of_flag(self, flag: str) -> list[SampleEntry]:
         return [s for s in self.samples if s.flag == flag]
@@ -55,6 +78,8 @@ class Manifest:
             "settings": self.settings,
             "generators": self.generators,
             "features": self.features,
+            "observables": self.observables,
+            "key": self.key,
             "samples": [asdict(s) for s in self.samples],
         })
 
@@ -63,7 +88,8 @@ def read_manifest(tensors_dir: Path) -> Manifest:
     """Read ``manifest.json``; a missing or malformed one is a DataError naming the problem."""
     path = Path(tensors_dir) / MANIFEST
     if not path.is_file():
-        raise DataError(f"{path}: manifest not found (run prepare_inputs first)")
+        raise DataError(f"{path}: no inputs prepared with this project's settings (run "
+                        "prepare_inputs first)")
     try:
         raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         samples = [
@@ -75,11 +101,18 @@ def read_manifest(tensors_dir: Path) -> Manifest:
         generators = [str(g) for g in raw["generators"]]
         scalers_sha256 = str(raw["scalers_sha256"])
         settings = dict(raw["settings"])
-        features = {str(k): [str(n) for n in v] for k, v in raw.get("features", {}).items()}
+        if raw.get("version") != MANIFEST_VERSION:
+            raise DataError(f"{path}: prepared by an older version of bead (manifest version "
+                            f"{raw.get('version')!r}, not {MANIFEST_VERSION}); rerun "
+                            "prepare_inputs")
+        features = {str(k): [str(n) for n in v] for k, v in raw["features"].items()}
+        observables = [str(n) for n in raw["observables"]]
+        key = str(raw["key"])
     except json.JSONDecodeError as err:
         raise DataError(f"{path}: invalid JSON: {err}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise DataError(f"{path}: malformed manifest ({type(err).__name__}: {err}); rerun "
                         "prepare_inputs") from None
     return Manifest(path=path, generators=generators, samples=samples,
-                    scalers_sha256=scalers_sha256, settings=settings, features=features)
+                    scalers_sha256=scalers_sha256, settings=settings, features=features,
+                    observables=observables, key=key)

@@ -31,9 +31,18 @@ from bead.io.events import EventChunk
 from bead.io.samples import FLAGS, SampleName, parse_sample_name
 from bead.io.store import read_store, store_suffix
 from bead.prepare.features import LEVELS, LevelFeatures, build_features
-from bead.prepare.manifest import MANIFEST, SCALERS, Manifest, SampleEntry
+from bead.prepare.manifest import (
+    MANIFEST,
+    SCALERS,
+    Manifest,
+    SampleEntry,
+    preparation_key,
+    preparation_settings,
+)
+from bead.prepare.observables import OBSERVABLES, observables
 from bead.prepare.scalers import LevelScaler, Scalers
 from bead.prepare.select import Selection, select_leading
+from bead.stats import MIN_FIT_EVENTS, MIN_VALIDATION_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +82,7 @@ class _Sample:
     weight: np.ndarray
     evt_id: np.ndarray
     features: dict[str, LevelFeatures]
+    observables: np.ndarray  # [N, len(OBSERVABLES)] raw
     summary: SampleSummary
     is_val: np.ndarray | None
 
@@ -115,17 +125,21 @@ def split_validation(n_events: int, train_size: float, seed: int, stem: str) -> 
 
 def _load(path: Path, name: SampleName, config: Config) -> _Sample:
     chunk = read_store(path)
+    log.debug("read %s: %d events, %d jets, %d constituents", path, chunk.n_events,
+              chunk.n_jets, chunk.n_constits)
     if chunk.n_events == 0:
         raise DataError(f"{path}: store file has no events")
     with np.errstate(over="ignore", invalid="ignore"):  # non-finite features are reported below
         sel = select_leading(chunk, config.num_jets, config.num_constits)
         features = build_features(chunk, sel, config.input_features)
+        raw_observables = observables(chunk, sel)
     _check_finite(path, features, chunk.evt_id)
     is_val = None
     if name.flag == "bkg_train":
         is_val = split_validation(chunk.n_events, config.train_size, config.seed, name.stem)
     summary = _summarise(path, name, chunk, sel, is_val, config)
-    return _Sample(name, path.name, chunk.evt_weight, chunk.evt_id, features, summary, is_val)
+    return _Sample(name, path.name, chunk.evt_weight, chunk.evt_id, features, raw_observables,
+                   summary, is_val)
 
 
 def _check_finite(path: Path, features: dict[str, LevelFeatures], evt_id: np.ndarray) -> None:
@@ -170,6 +184,19 @@ def _summarise(path: Path, name: SampleName, chunk: EventChunk, sel: Selection,
     return summary
 
 
+def _warn_on_low_statistics(train: list[_Sample]) -> None:
+    n_val = sum(int(s.is_val.sum()) for s in train if s.is_val is not None)
+    n_fit = sum(s.summary.n_events for s in train) - n_val
+    if n_fit < MIN_FIT_EVENTS:
+        log.warning("the scalers are fitted on only %d bkg_train training events (fewer than "
+                    "%d): the normalisation follows statistical noise; use more events",
+                    n_fit, MIN_FIT_EVENTS)
+    if n_val < MIN_VALIDATION_EVENTS:
+        log.warning("only %d bkg_train validation events (fewer than %d): early stopping and "
+                    "the learning-rate schedule will follow noise; use more events or a "
+                    "smaller train_size", n_val, MIN_VALIDATION_EVENTS)
+
+
 def fit_scalers(config: Config, train_samples: list[_Sample]) -> Scalers:
     """Fit each level's scaler on the real slots of the training split of ``train_samples``."""
     levels = {}
@@ -203,6 +230,7 @@ def sample_tensors(sample: _Sample, scalers: Scalers) -> dict[str, torch.Tensor]
         out[key] = values
         if mask_key is not None:
             out[mask_key] = feats.mask
+    out["observables"] = sample.observables
     out["weight"] = sample.weight.astype(np.float32)
     out["evt_id"] = sample.evt_id.astype(np.int64)
     if sample.is_val is not None:
@@ -234,12 +262,18 @@ def _prepare(config: Config, files: list[tuple[Path, SampleName]], staging: Path
                 bar.update(task, description=f"reading {name.stem}")
                 train.append(_load(path, name, config))
         bar.update(task, description="fitting scalers", advance=1)
+        _warn_on_low_statistics(train)
         scalers = fit_scalers(config, train)
         for path, name in files:
             bar.update(task, description=f"writing {name.stem}")
             sample = train.pop(0) if name.flag == "bkg_train" else _load(path, name, config)
-            save_file(sample_tensors(sample, scalers), str(staging / sample.summary.file),
-                      metadata={"stem": name.stem, "flag": name.flag})
+            tensors = sample_tensors(sample, scalers)
+            log.debug("writing %s: %s", sample.summary.file,
+                      ", ".join(f"{k} {list(v.shape)}" for k, v in tensors.items()))
+            save_file(tensors, str(staging / sample.summary.file),
+                      # one key: safetensors writes a metadata dict in no fixed order, and
+                      # the same inputs must give the same bytes (the stem holds the flag)
+                      metadata={"stem": name.stem})
             summaries.append(sample.summary)
             bar.advance(task)
 
@@ -250,11 +284,8 @@ def _prepare(config: Config, files: list[tuple[Path, SampleName]], staging: Path
         path=staging / MANIFEST, generators=generators,
         # Ties a trained model to these inputs: the same scalers give the same tensors.
         scalers_sha256=hashlib.sha256((staging / SCALERS).read_bytes()).hexdigest(),
-        settings={"num_jets": config.num_jets, "num_constits": config.num_constits,
-                  "normalizations": config.normalizations,
-                  "input_features": config.input_features, "train_size": config.train_size,
-                  "seed": config.seed},
-        features=features,
+        settings=preparation_settings(config),
+        features=features, observables=list(OBSERVABLES), key=preparation_key(config),
         samples=[SampleEntry(stem=s.name.stem, flag=s.name.flag, generator=s.name.generator,
                              tag=s.name.tag, file=s.file, n_events=s.n_events, source=s.source)
                  for s in summaries],

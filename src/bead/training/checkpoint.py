@@ -40,14 +40,16 @@ class ModelSpec:
     reg_param: float
     model_init: str
     scalers_sha256: str  # the preparation (manifest.json) the model was trained on
+    prepared_key: str = ""  # the folder of that preparation under data/h5/tensors/processed
 
     @classmethod
     def from_config(cls, config: Config, n_slots: int, n_features: int,
-                    scalers_sha256: str) -> ModelSpec:
+                    scalers_sha256: str, prepared_key: str = "") -> ModelSpec:
         return cls(model_name=config.model_name, n_slots=n_slots, n_features=n_features,
                    latent_dim=config.latent_space_size, input_level=config.input_level,
                    loss_function=config.loss_function, reg_param=config.reg_param,
-                   model_init=config.model_init, scalers_sha256=scalers_sha256)
+                   model_init=config.model_init, scalers_sha256=scalers_sha256,
+                   prepared_key=prepared_key)
 
     def build(self) -> BeadModel:
         return build_model(self.model_name, self.n_slots, self.n_features, self.latent_dim,

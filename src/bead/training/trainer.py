@@ -25,7 +25,8 @@ from bead.losses.base import BeadLoss
 from bead.losses.registry import build_loss
 from bead.models.base import BeadModel
 from bead.names import check_compatible
-from bead.prepare.manifest import Manifest, read_manifest
+from bead.prepare.manifest import PREPARATION_KEYS, Manifest, read_manifest
+from bead.stats import MIN_VALIDATION_EVENTS
 from bead.training.checkpoint import (
     BEST,
     LAST,
@@ -117,13 +118,14 @@ class Trainer:
 
     def __init__(
         self, config: Config, runtime: Runtime, train_data: ModelInputs, val_data: ModelInputs,
-        scalers_sha256: str,
+        scalers_sha256: str, prepared_key: str = "",
     ) -> None:
         check_compatible(config.model_name, config.loss_function)
         self.config, self.runtime = config, runtime
         self.train_data, self.val_data = train_data, val_data
         _, n_slots, n_features = train_data.x.shape
-        self.spec = ModelSpec.from_config(config, n_slots, n_features, scalers_sha256)
+        self.spec = ModelSpec.from_config(config, n_slots, n_features, scalers_sha256,
+                                          prepared_key)
         self.model = self.spec.build().to(runtime.device)
         self.loss = build_loss(config.loss_function, config.reg_param)
         self.optimizer = build_optimizer(config.optimizer, self.model.parameters(), config.lr)
@@ -163,8 +165,10 @@ class Trainer:
             sums.add(result.components, batch.weight)
         means = sums.means()
         if not math.isfinite(means["total"]):
+            hint = ("a lower lr or a smaller gradient_clip" if clip > 0
+                    else "a lower lr or gradient_clip > 0")
             raise BeadError(f"training diverged in epoch {self.epoch}: the training loss is "
-                            f"{means['total']} (try a lower lr or gradient_clip > 0)")
+                            f"{means['total']} (try {hint})")
         return means
 
     # --- checkpoints -------------------------------------------------------------------------
@@ -175,6 +179,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "optimizer_name": self.config.optimizer,
             "epoch": self.epoch,
+            "epochs": self.config.epochs,  # the run's target, to tell an interrupted run
             "best_val": self.tracker.best,
             "tracker": self.tracker.state_dict(),
             "stopped_early": self.stopped_early,
@@ -301,18 +306,30 @@ class Trainer:
         self.history.write(results_dir)
 
 
-PREPARATION_KEYS = ("num_jets", "num_constits", "normalizations", "input_features", "train_size")
-
-
 def check_preparation(manifest: Manifest, config: Config) -> None:
-    """The tensors must come from this config: projects of a workspace share data/, so another
-    project's prepare_inputs may have rebuilt them with its own settings."""
+    """The tensors must come from this config. Each preparation has its own folder, named by a
+    hash of these settings, so this guards against a damaged or hand-edited folder."""
     changed = [k for k in PREPARATION_KEYS if manifest.settings.get(k) != getattr(config, k)]
     if changed:
         prepared = ", ".join(f"{k} = {manifest.settings.get(k)!r}" for k in changed)
         wanted = ", ".join(f"{k} = {getattr(config, k)!r}" for k in changed)
         raise DataError(f"{manifest.path}: the tensors were prepared with {prepared}, but the "
                         f"config has {wanted}; rerun prepare_inputs for this project")
+
+
+def _say_if_interrupted(models_dir: Path) -> None:
+    """A fresh run over an interrupted one: say so, and how to continue it instead."""
+    if not (models_dir / LAST).is_file():
+        return
+    try:
+        state = load_torch(models_dir / LAST)
+        done, target = int(state["epoch"]), int(state["epochs"])
+        stopped = bool(state["stopped_early"])
+    except (DataError, KeyError, TypeError, ValueError):
+        return  # unreadable or from an older version: the fresh run replaces it anyway
+    if done < target and not stopped:
+        log.warning("%s holds an interrupted run (epoch %d of %d): starting afresh; use "
+                    "-o resume to continue it instead", models_dir / LAST, done, target)
 
 
 def train(
@@ -335,11 +352,22 @@ def train(
                                                    config.weighted_training)
         log.info("training %s with %s on %d events (%d validation) on %s", config.model_name,
                  config.loss_function, len(train_data), len(val_data), runtime.device)
-        trainer = Trainer(config, runtime, train_data, val_data, manifest.scalers_sha256)
+        log.debug("inputs from %s: x %s per event (%s level); settings: %s", tensors_dir,
+                  list(train_data.x.shape[1:]), config.input_level,
+                  config.model_dump(exclude={"overlay_roc_projects", "gen_signal_points"}))
+        if len(val_data) < MIN_VALIDATION_EVENTS:
+            log.warning("only %d validation events (fewer than %d): early stopping and the "
+                        "learning-rate schedule follow statistical noise", len(val_data),
+                        MIN_VALIDATION_EVENTS)
+        trainer = Trainer(config, runtime, train_data, val_data, manifest.scalers_sha256,
+                          manifest.key)
         if resume and (models_dir / LAST).is_file():
             trainer.restore(models_dir)
         else:
             if resume:
-                log.info("no %s to resume from; starting afresh", models_dir / LAST)
+                log.warning("no %s to resume from: starting afresh, and this run will replace "
+                            "the model in %s", models_dir / LAST, models_dir)
+            else:
+                _say_if_interrupted(models_dir)
             trainer.replaces_previous = True
         return trainer.fit(models_dir, results_dir, progress)
