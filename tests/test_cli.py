@@ -164,3 +164,30 @@ def test_ci_runs_the_readme_test_command() -> None:
     commands = [line for line in readme.splitlines() if "pytest" in line and "pip install" in line]
     assert commands, "README has no test command"
     assert commands[0].strip() in ci
+
+
+def test_a_chain_with_a_mode_that_cannot_run_stops_before_its_first_step(
+        tmp_path: Path) -> None:
+    assert main(["-m", "new_project", "-p", "ws", "p", "--workspaces", str(tmp_path)]) == 0
+    proc = run("-m", "chain", "-p", "ws", "p", "-o", "convertcsv_diagnostics",
+               "--workspaces", str(tmp_path))
+    assert proc.returncode == 1
+    assert "diagnostics is not available" in proc.stderr
+    assert "convert_csv" not in proc.stderr + proc.stdout  # no step started, no header
+
+
+def test_no_mode_header_before_a_usage_error(tmp_path: Path) -> None:
+    assert main(["-m", "new_project", "-p", "ws", "p", "--workspaces", str(tmp_path)]) == 0
+    config = tmp_path / "ws" / "p" / "config" / "p_config.toml"
+    config.write_text(config.read_text().replace("epochs = 40", "epochs = -1"))
+    proc = run("-m", "train", "-p", "ws", "p", "--workspaces", str(tmp_path))
+    assert proc.returncode == 2 and "epochs" in proc.stderr
+    assert "──" not in proc.stderr + proc.stdout
+
+
+def test_log_lines_are_not_wrapped_outside_a_terminal(tmp_path: Path) -> None:
+    deep = tmp_path / ("a_rather_long_folder_name_for_a_batch_job" * 3)
+    proc = run("-m", "new_project", "-p", "ws", "p", "--workspaces", str(deep))
+    assert proc.returncode == 0
+    lines = [line for line in proc.stderr.splitlines() if "project ready" in line]
+    assert len(lines) == 1 and str(deep) in lines[0]  # one line, the path whole

@@ -13,6 +13,7 @@ import torch
 
 from bead.cli import main
 from bead.config import Config, save_config
+from bead.prepare.manifest import prepared_dir
 
 pytest.importorskip("pythia8mc", reason="event generation needs the 'generate' extra")
 
@@ -41,7 +42,8 @@ def chained(tmp_path_factory) -> Path:
 
 
 def test_chain_writes_every_stage(chained: Path) -> None:
-    csvs = sorted(p.name for p in (chained / "data" / "csv").iterdir())
+    csvs = sorted(p.name for p in (chained / "data" / "csv").glob("*.csv"))
+    assert (chained / "data" / "csv" / "generated.json").is_file()
     assert "bkg_train_pythia.csv" in csvs and "bkg_test_a14.csv" in csvs
     assert any(name.startswith("sig_test_svj") for name in csvs)
     stores = sorted((chained / "data" / "h5").glob("*.h5"))
@@ -50,7 +52,8 @@ def test_chain_writes_every_stage(chained: Path) -> None:
         assert {"events", "jets", "constituents"} <= set(f)
         assert f["events"].dtype["evt_id"].kind == "i"
 
-    tensors = chained / "data" / "h5" / "tensors" / "processed"
+    (tensors,) = (chained / "data" / "h5" / "tensors" / "processed").iterdir()
+    assert tensors.name.startswith("prep_")
     manifest = json.loads((tensors / "manifest.json").read_text())
     assert manifest["generators"] == ["a14", "pythia"]
     assert (tensors / "scalers.json").is_file()
@@ -67,7 +70,8 @@ def test_chain_writes_every_stage(chained: Path) -> None:
     assert set(history["train"]) == set(history["val"]) and "total" in history["train"]
 
     metrics = json.loads((out / "results" / "metrics.json").read_text())
-    assert "total" in metrics["scores"]
+    assert "total" in metrics["scores"] and metrics["primary_score"] == "total"
+    assert "obs_met" in metrics["observables"] and "obs_met" in metrics["per_signal"]
     for score in metrics["scores"]:
         auc = metrics["per_signal"][score][metrics["signals"][0]]["auc"]
         assert 0.0 <= auc <= 1.0
@@ -117,12 +121,47 @@ def test_train_resume_continues_the_epoch_count(chained: Path) -> None:
     assert history["epoch"] == list(range(1, TINY["epochs"] + 3))
 
 
-def test_stores_without_their_csv_are_reported(chained: Path, tmp_path: Path, capsys) -> None:
+def test_stores_without_their_csv_are_set_aside(chained: Path, tmp_path: Path,
+                                                 capsys) -> None:
     shutil.copytree(chained, tmp_path / "ws")
     (signal_csv,) = (tmp_path / "ws" / "data" / "csv").glob("sig_test_*.csv")
-    signal_csv.unlink()
+    signal_csv.rename(signal_csv.with_name("sig_test_svj_renamed.csv"))
+    (tmp_path / "ws" / "data" / "csv" / "bkg_train_a14.csv").unlink()
     capsys.readouterr()
-    assert main(["-m", "prepare_inputs", "-p", "ws", "p1", "--workspaces", str(tmp_path),
-                 "--no-progress"]) == 0
+    base = ["-p", "ws", "p1", "--workspaces", str(tmp_path), "--no-progress"]
+    assert main(["-m", "chain", *base, "-o", "convertcsv_prepareinputs"]) == 0
     out = " ".join("".join(capsys.readouterr()).split())
-    assert f"{signal_csv.stem}.h5 converted earlier from CSVs no longer in" in out
+    assert "set aside 2 store file(s)" in out and f"{signal_csv.stem}.h5" in out
+    prepared = prepared_dir(tmp_path / "ws" / "data" / "h5" / "tensors" / "processed",
+                            Config(**TINY))
+    samples = json.loads((prepared / "manifest.json").read_text())["samples"]
+    stems = {s["stem"] for s in samples}
+    assert "sig_test_svj_renamed" in stems and signal_csv.stem not in stems  # scored once
+    assert "bkg_train_a14" not in stems  # a deleted bkg_train file is not trained on
+
+
+def test_projects_with_other_preparations_coexist(chained: Path, tmp_path: Path) -> None:
+    """Each project keeps its own prepared tensors: another project's prepare_inputs does not
+    change this one's inputs, and rerunning a project's chain reproduces its results."""
+    shutil.copytree(chained, tmp_path / "ws")
+    root = str(tmp_path)
+    results = tmp_path / "ws" / "p1" / "output" / "results"
+    mine = ["-p", "ws", "p1", "--workspaces", root, "--no-progress"]
+    assert main(["-m", "detect", *mine]) == 0
+    before = json.loads((results / "metrics.json").read_text())
+    other = ["-p", "ws", "p2", "--workspaces", root, "--no-progress"]
+    assert main(["-m", "new_project", *other]) == 0
+    save_config(Config(**{**TINY, "num_jets": 3, "seed": 5}),
+                tmp_path / "ws" / "p2" / "config" / "p2_config.toml")
+    assert main(["-m", "chain", *other, "-o", "prepareinputs_train_detect"]) == 0
+    processed = tmp_path / "ws" / "data" / "h5" / "tensors" / "processed"
+    assert prepared_dir(processed, Config(**TINY)) != prepared_dir(
+        processed, Config(**{**TINY, "num_jets": 3, "seed": 5}))
+    assert main(["-m", "detect", *mine]) == 0
+    after = json.loads((results / "metrics.json").read_text())
+    assert after["per_signal"] == before["per_signal"]
+    runs = []
+    for _ in range(2):
+        assert main(["-m", "chain", *mine, "-o", "prepareinputs_train_detect"]) == 0
+        runs.append(json.loads((results / "metrics.json").read_text())["per_signal"])
+    assert runs[0] == runs[1]

@@ -46,11 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(verbose: bool) -> None:
-    from rich.logging import RichHandler
+    """Rich, wrapped log lines on a terminal; elsewhere (a batch log, a pipe) one plain line
+    per message, so paths and sample names are never split."""
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.logging import RichHandler
 
-    handler = RichHandler(show_path=verbose, show_time=verbose, rich_tracebacks=False,
-                          markup=False)
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+        handler = RichHandler(console=Console(stderr=True), show_path=verbose,
+                              show_time=verbose, rich_tracebacks=False, markup=False)
+        fmt = "%(message)s"
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        fmt = ("%(asctime)s %(levelname)-7s %(name)s: %(message)s" if verbose
+               else "%(levelname)-7s %(message)s")
+    handler.setFormatter(logging.Formatter(fmt))
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         handlers=[handler], force=True)
     for noisy in ("matplotlib", "PIL", "h5py", "fontTools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -101,24 +112,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def print_summary(metrics: dict) -> None:
-    """The AUC of every score against every signal, and how far each score splits generators."""
+    """The AUC of every score and single observable against every signal, the primary score
+    marked, and how far each score splits the background generators."""
     from rich.console import Console
     from rich.table import Table
 
     signals = [*metrics["signals"], "all_signals"] if len(metrics["signals"]) > 1 else \
         list(metrics["signals"])
-    table = Table(title="ROC AUC (background test vs signal)")
+    primary = metrics.get("primary_score")
+    table = Table(title="ROC AUC (background test vs signal); * = primary score")
     table.add_column("score")
     for name in signals:
         table.add_column(name, justify="right", overflow="fold")  # long names stay whole
     table.add_column("generator split (max |AUC-0.5|)", justify="right")
-    for score in metrics["scores"]:
+    observables = metrics.get("observables", [])
+    for score in [*metrics["scores"], *observables]:
         per_signal = metrics["per_signal"].get(score, {})
         aucs = [per_signal.get(s, {}).get("auc") for s in signals]
         split = metrics.get("generator_separation", {}).get(score, {})
         worst = max((abs(v - 0.5) for v in split.values() if v is not None), default=None)
-        table.add_row(score, *[f"{a:.3f}" if a is not None else "-" for a in aucs],
-                      f"{worst:.3f}" if worst is not None else "-")
+        label = f"{score} *" if score == primary else score
+        if score in observables:
+            label += f" ({metrics.get('observable_directions', {}).get(score, 'higher')})"
+        table.add_row(label, *[f"{a:.3f}" if a is not None else "-" for a in aucs],
+                      f"{worst:.3f}" if worst is not None else "-",
+                      end_section=score == metrics["scores"][-1] and bool(observables))
     Console().print(table)
 
 

@@ -21,6 +21,7 @@ from bead.config import (
     read_legacy_config,
 )
 from bead.errors import BeadError, DataError, UsageError
+from bead.prepare.manifest import prepared_dir
 from bead.project import ProjectPaths, workspaces_root
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ CHAIN_TOKENS = {
     "diagnostics": "diagnostics",
 }
 MODE_OPTIONS = {
+    "generate": ("overwrite",),
     "convert_csv": ("h5", "parquet"),
     "prepare_inputs": ("h5", "parquet"),
     "train": ("resume",),
@@ -130,58 +132,55 @@ def mode_generate(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> N
     from bead.generate.executor import generate_samples
     from bead.generate.settings import GenerationSettings
 
-    settings = GenerationSettings(**{
-        name.removeprefix("gen_"): tuple(value) if isinstance(value, list) else value
-        for name, value in config.model_dump().items() if name.startswith("gen_")
-    })
-    generate_samples(settings, paths.csv_dir, workers=config.parallel_workers,
-                     progress=opts.progress)
+    generate_samples(GenerationSettings.from_config(config), paths.csv_dir,
+                     workers=config.parallel_workers, progress=opts.progress,
+                     overwrite=_mode_option("generate", opts) == "overwrite")
 
 
 def mode_convert_csv(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
     config = _config(paths, "convert_csv", opts)
     from bead.io.convert import convert_csv_dir
+    from bead.io.sources import set_aside_orphans
+    from bead.io.store import store_suffix
 
-    convert_csv_dir(paths.csv_dir, paths.store_dir(config.file_type), fmt=config.file_type,
+    store_dir = paths.store_dir(config.file_type)
+    convert_csv_dir(paths.csv_dir, store_dir, fmt=config.file_type,
                     chunk_size=config.chunk_size, on_bad_row=config.on_bad_row,
                     progress=opts.progress)
-
-
-def _warn_on_orphan_stores(paths: ProjectPaths, store_dir: Path, suffix: str) -> None:
-    """A store whose CSV was removed still becomes a sample; say so, as it may be stale."""
-    from bead.io.samples import csv_stems
-
-    converted_from = csv_stems(paths.csv_dir)
-    orphans = sorted(p.name for p in store_dir.glob(f"*{suffix}")
-                     if p.name.removesuffix(suffix) not in converted_from)
-    if orphans:
-        log.warning("%s: %s converted earlier from CSVs no longer in %s; still used (delete "
-                    "them if they should not be)", store_dir, ", ".join(orphans), paths.csv_dir)
+    set_aside_orphans(store_dir, store_suffix(config.file_type), paths.data_dir)
 
 
 def mode_prepare_inputs(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
     config = _config(paths, "prepare_inputs", opts)
+    from bead.io.sources import set_aside_orphans
     from bead.io.store import store_suffix
     from bead.prepare.stage import prepare_inputs
 
     store_dir = paths.store_dir(config.file_type)
-    _warn_on_orphan_stores(paths, store_dir, store_suffix(config.file_type))
-    prepare_inputs(config, store_dir, paths.tensors_dir, progress=opts.progress)
+    set_aside_orphans(store_dir, store_suffix(config.file_type), paths.data_dir)
+    prepare_inputs(config, store_dir, prepared_dir(paths.tensors_dir, config),
+                   progress=opts.progress)
 
 
 def mode_train(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
     config = _config(paths, "train", opts)
     from bead.training.trainer import train
 
-    train(config, paths.tensors_dir, paths.models_dir, paths.results_dir, progress=opts.progress,
+    train(config, prepared_dir(paths.tensors_dir, config), paths.models_dir, paths.results_dir,
+          progress=opts.progress,
           resume=_mode_option("train", opts) == "resume")
 
 
 def mode_detect(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
     config = _config(paths, "detect", opts)
     from bead.evaluation.detect import detect
+    from bead.training.checkpoint import read_model_spec
 
-    result.metrics = detect(config, paths.tensors_dir, paths.models_dir, paths.results_dir,
+    # The inputs of the preparation the model was trained on, even if the config changed since
+    # (detect then warns and scores the trained model).
+    key = read_model_spec(paths.models_dir).prepared_key
+    tensors = paths.tensors_dir / key if key else prepared_dir(paths.tensors_dir, config)
+    result.metrics = detect(config, tensors, paths.models_dir, paths.results_dir,
                             progress=opts.progress)
 
 
@@ -213,8 +212,11 @@ def mode_plot(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
     log.info("plots written under %s", paths.plots_dir)
 
 
+DIAGNOSTICS_UNAVAILABLE = "diagnostics is not available in this version of bead"
+
+
 def mode_diagnostics(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
-    raise BeadError("diagnostics is not available in this version of bead")
+    raise BeadError(DIAGNOSTICS_UNAVAILABLE)
 
 
 MODE_FUNCTIONS: dict[str, Callable[[ProjectPaths, RunOptions, RunResult], None]] = {
@@ -229,7 +231,43 @@ MODE_FUNCTIONS: dict[str, Callable[[ProjectPaths, RunOptions, RunResult], None]]
 }
 
 
+def _needs_generate_extra(config: Config | None) -> None:
+    from bead.generate.pythia import import_extras
+
+    import_extras()
+
+
+def _needs_latent_style(config: Config | None) -> None:
+    if config is not None:
+        from bead.plotting.latent import check_style_available
+
+        check_style_available(config.latent_space_plot_style)
+
+
+def _not_available(config: Config | None) -> None:
+    raise BeadError(DIAGNOSTICS_UNAVAILABLE)
+
+
+# What each mode needs before a chain starts: a chain that names a mode which cannot run is
+# refused before its first step, as an unknown token is.
+PREFLIGHT: dict[str, Callable[[Config | None], None]] = {
+    "generate": _needs_generate_extra,
+    "plot": _needs_latent_style,
+    "diagnostics": _not_available,
+}
+
+
 def run_steps(paths: ProjectPaths, steps: list[str], opts: RunOptions) -> RunResult:
+    """Run ``steps`` in order. The config is loaded and every step's needs are checked first,
+    so a usage error stops the run before any step (and before any step's header)."""
+    config = None
+    later = [s for s in steps if s != "new_project"]
+    if later and (steps[0] != "new_project" or paths.config_file.exists()):
+        config = _config(paths, later[0], opts)
+        log.debug("config %s: %s", paths.config_file, config.model_dump())
+    for step in steps:
+        if step in PREFLIGHT:
+            PREFLIGHT[step](config)
     result = RunResult(paths)
     for step in steps:
         log.info("── %s ──", step)
@@ -238,17 +276,15 @@ def run_steps(paths: ProjectPaths, steps: list[str], opts: RunOptions) -> RunRes
 
 
 def run_demo(opts: RunOptions) -> RunResult:
-    """The whole job on the built-in sample: generated once with fixed seeds, then reused."""
+    """The whole job on the built-in sample: generated once with fixed seeds, then reused
+    (``generate`` recognises its own finished files)."""
     if opts.project is not None:
         raise UsageError("demo takes no -p: it uses workspace 'demo', project 'demo'")
     paths = ProjectPaths(workspaces_root(opts.workspaces), DEMO_WORKSPACE, DEMO_PROJECT)
     if not paths.config_file.exists():
         create_project(paths, make_config(DEMO_SETTINGS, source="demo settings"))
-    have_sample = paths.csv_dir.is_dir() and any(paths.csv_dir.glob("*.csv*"))
-    steps = [] if have_sample else ["generate"]
-    if have_sample:
-        log.info("reusing the demo sample in %s", paths.csv_dir)
-    steps += ["convert_csv", "prepare_inputs", "train", "detect", "plot"]
+    # generate keeps what an earlier demo finished and completes an interrupted sample.
+    steps = ["generate", "convert_csv", "prepare_inputs", "train", "detect", "plot"]
     return run_steps(paths, steps, opts)
 
 
