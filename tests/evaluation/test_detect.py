@@ -127,11 +127,13 @@ def test_inputs_of_another_shape_are_a_data_error(tmp_path, trained):
     config = small_config(model_name="Planar_ConvVAE", loss_function="VAEFlowLoss",
                           input_level="jet")
     spec = json.loads((models / "model.json").read_text())
-    spec["input_level"] = "jet"
+    spec["levels"] = ["jet"]  # as if trained on jets of the constituents' shape
+    spec["layout"] = {"jet": spec["layout"]["constituent"]}
     models_copy = tmp_path / "models"
     shutil.copytree(models, models_copy)
     (models_copy / "model.json").write_text(json.dumps(spec))
-    with pytest.raises(DataError, match=r"shape \[2, 4\] but the model was trained on \[6, 3\]"):
+    with pytest.raises(DataError, match=r"jet inputs of shape \[2, 4\] but the model was "
+                                        r"trained on \[6, 3\]"):
         detect(config, folder, models_copy, tmp_path / "results", progress=False)
 
 

@@ -11,15 +11,24 @@ from bead.losses.terms import (
     log_normal_diag,
     log_standard_normal,
     masked_mse,
+    occupancy_bce,
     weighted_mean,
 )
 
 
-def test_masked_mse_sums_features_and_averages_real_slots() -> None:
+def test_masked_mse_averages_features_and_real_slots() -> None:
     x = torch.zeros(2, 3, 2)
     recon = torch.tensor([[[1.0, 1.0], [2.0, 0.0], [9.0, 9.0]], [[3.0, 0.0], [0.0, 0.0], [0, 0]]])
     mask = torch.tensor([[True, True, False], [True, False, False]])
-    torch.testing.assert_close(masked_mse(x, recon, mask), torch.tensor([(2.0 + 4.0) / 2, 9.0]))
+    torch.testing.assert_close(masked_mse(x, recon, mask),
+                               torch.tensor([(2.0 + 4.0) / 4, 9.0 / 2]))
+
+
+def test_occupancy_cross_entropy_is_low_when_the_multiplicity_is_right() -> None:
+    mask = torch.tensor([[True, True, False, False]])
+    right = torch.tensor([[8.0, 8.0, -8.0, -8.0]])
+    wrong = -right
+    assert occupancy_bce(right, mask) < 1e-3 < 1.0 < occupancy_bce(wrong, mask)
 
 
 def test_masked_mse_ignores_non_finite_padding_in_value_and_gradient() -> None:

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from tensor_folder import make_tensor_folder, small_config
 
 from bead.errors import BeadError, DataError, UsageError
-from bead.losses.registry import build_loss
+from bead.losses.objective import Objective
 from bead.prepare.manifest import read_manifest
 from bead.training.checkpoint import load_trained_model
 from bead.training.data import load_training_split
@@ -76,8 +76,8 @@ def test_every_optimizer_trains(tmp_path, tensors, name):
     result = run(tmp_path, tensors, epochs=2, optimizer=name, lr=3e-3)
     seed_everything(42)  # train() seeds before building the model: same initial weights
     untrained = result.spec.build()
-    _, val = load_training_split(read_manifest(tensors), "constituent", torch.device("cpu"))
-    initial = evaluate(untrained, build_loss("AELoss"), val, Runtime(torch.device("cpu")))
+    _, val = load_training_split(read_manifest(tensors), ("constituent",), torch.device("cpu"))
+    initial = evaluate(untrained, Objective("AELoss", {}), val, Runtime(torch.device("cpu")))
     losses = result.history.val["total"]
     assert losses[1] < losses[0] < initial["total"]
     assert load(tmp_path / "models/last.pt")["optimizer"]["state"]
@@ -108,10 +108,10 @@ def test_validation_history_is_the_per_event_mean(tmp_path, tensors):
     history = json.loads((tmp_path / "results/history.json").read_text())
     model, spec = load_trained_model(tmp_path / "models", torch.device("cpu"))
     model.load_state_dict(load(tmp_path / "models/last.pt")["model"])
-    loss = build_loss(spec.loss_function, spec.reg_param)
-    _, val = load_training_split(read_manifest(tensors), "constituent", torch.device("cpu"))
+    loss = spec.objective()
+    _, val = load_training_split(read_manifest(tensors), ("constituent",), torch.device("cpu"))
     with torch.no_grad():
-        comps = loss(val.x, val.mask, model.eval()(val.x, val.mask)).components
+        comps = loss.step(model.eval(), val).components
     for name, values in comps.items():
         assert history["val"][name][-1] == pytest.approx(values.mean().item(), rel=1e-5)
     # Batching does not change the means, and event weights weight them.
@@ -135,9 +135,11 @@ def test_checkpoints_load_with_weights_only(tmp_path, tensors):
     assert last["epoch"] == 4 and load(models / "epoch_2.pt")["epoch"] == 2
     assert last["best_val"] == min(last["history"]["val"]["total"])
     spec = json.loads((models / "model.json").read_text())
-    assert spec == {"model_name": "AE", "n_slots": 6, "n_features": 3, "latent_dim": 4,
-                    "input_level": "constituent", "loss_function": "AELoss",
-                    "reg_param": 1e-3, "model_init": "xavier", "scalers_sha256": "toy-0",
+    assert spec == {"version": 2, "model_name": "AE", "levels": ["constituent"],
+                    "layout": {"constituent": {"n_slots": 6, "features": ["a", "b", "c"]}},
+                    "latent_dim": 4, "model_params": {"hidden": [128, 64]},
+                    "loss_function": "AELoss", "weights": {"reg_param": 1e-3},
+                    "model_init": "xavier", "scalers_sha256": "toy-0",
                     "prepared_key": read_manifest(tensors).key}
 
 
@@ -172,7 +174,8 @@ def test_fresh_run_replaces_old_checkpoints(tmp_path, tensors):
 def test_input_levels(tmp_path, tensors):
     for level, slots, features in (("jet", 2, 4), ("event", 1, 3)):
         result = run(tmp_path / level, tensors, input_level=level, epochs=1)
-        assert (result.spec.n_slots, result.spec.n_features) == (slots, features)
+        layout = result.spec.layout[level]
+        assert (layout.n_slots, layout.n_features) == (slots, features)
 
 
 def test_deterministic_algorithms_are_restored(tmp_path, tensors):
@@ -243,13 +246,13 @@ def test_training_weights_are_unit_unless_asked_and_never_negative(tmp_path):
     signed = torch.linspace(-1.0, 3.0, 40)
     _reweight(folder, "bkg_train_pythia", signed)
     cpu = torch.device("cpu")
-    train_data, val_data = load_training_split(read_manifest(folder), "jet", cpu)
+    train_data, val_data = load_training_split(read_manifest(folder), ("jet",), cpu)
     assert torch.all(train_data.weight == 1) and torch.all(val_data.weight == 1)
     # A negative weight would make the optimiser maximise that event's loss.
     with pytest.raises(DataError, match="negative"):
-        load_training_split(read_manifest(folder), "jet", cpu, weighted=True)
+        load_training_split(read_manifest(folder), ("jet",), cpu, weighted=True)
     _reweight(folder, "bkg_train_pythia", signed.abs() + 0.5)
-    train_data, val_data = load_training_split(read_manifest(folder), "jet", cpu, weighted=True)
+    train_data, val_data = load_training_split(read_manifest(folder), ("jet",), cpu, weighted=True)
     weights = torch.cat([train_data.weight, val_data.weight])
     assert sorted(weights.tolist()) == sorted((signed.abs() + 0.5).tolist() + [1.0] * 40)
 
@@ -308,3 +311,13 @@ def test_a_fresh_run_over_an_interrupted_one_says_how_to_resume(tmp_path, tensor
         run(tmp_path, tensors, epochs=1)
     assert any("interrupted run (epoch 2 of 5)" in r.message and "-o resume" in r.message
                for r in caplog.records)
+
+
+def test_a_multi_level_model_trains_on_several_levels(tmp_path, tensors):
+    result = run(tmp_path, tensors, model_name="SetVAE", loss_function="VAELoss",
+                 input_level="event+jet+constituent", epochs=2)
+    assert result.spec.levels == ("event", "jet", "constituent")
+    assert {"reco_event", "reco_jet", "card_constituent"} <= set(result.history.val)
+    density = run(tmp_path / "d", tensors, model_name="MAF_Density",
+                  loss_function="FlowNLLLoss", input_level="event+jet", epochs=2)
+    assert set(density.history.val) == {"nll", "total"}

@@ -46,16 +46,19 @@ def test_training_split_follows_is_val(tmp_path):
     folder = make_tensor_folder(tmp_path, n_train=50)
     is_val = torch.cat([load_file(str(folder / f"bkg_train_{g}.safetensors"))["is_val"]
                         for g in ("pythia", "herwig")])
-    train, val = load_training_split(read_manifest(folder), "constituent", torch.device("cpu"))
+    train, val = load_training_split(read_manifest(folder), ("constituent",), torch.device("cpu"))
     assert len(val) == int(is_val.sum()) and len(train) + len(val) == 100
-    assert train.x.shape[1:] == (6, 3) and train.mask.dtype == torch.bool
+    assert train["constituent"].x.shape[1:] == (6, 3)
+    assert train["constituent"].mask.dtype == torch.bool
+    assert set(train.generator.tolist()) == {0, 1}  # each event carries its generator
 
 
 def test_event_level_input_has_one_real_slot(tmp_path):
     folder = make_tensor_folder(tmp_path, n_train=20)
     entry = read_manifest(folder).of_flag("bkg_test")[0]
-    inputs, _ = load_sample(folder, entry, "event")
-    assert inputs.x.shape == (200, 1, 3) and bool(inputs.mask.all())
+    inputs, _ = load_sample(folder, entry, ("event", "jet"))
+    assert inputs["event"].x.shape == (200, 1, 3) and bool(inputs["event"].mask.all())
+    assert inputs["jet"].x.shape == (200, 2, 4)
 
 
 def test_bad_tensor_folders_are_data_errors(tmp_path):
@@ -65,10 +68,10 @@ def test_bad_tensor_folders_are_data_errors(tmp_path):
     del tensors["is_val"]
     save_file(tensors, str(path))
     with pytest.raises(DataError, match=r"missing tensor\(s\) is_val"):
-        load_training_split(read_manifest(folder), "constituent", torch.device("cpu"))
+        load_training_split(read_manifest(folder), ("constituent",), torch.device("cpu"))
     path.unlink()
     with pytest.raises(DataError, match="tensor file of sample 'bkg_train_pythia' not found"):
-        load_training_split(read_manifest(folder), "constituent", torch.device("cpu"))
+        load_training_split(read_manifest(folder), ("constituent",), torch.device("cpu"))
     (folder / "manifest.json").write_text(json.dumps({"samples": []}))
     with pytest.raises(DataError, match="malformed manifest"):
         read_manifest(folder)

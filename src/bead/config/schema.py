@@ -22,7 +22,9 @@ from pydantic import (
 )
 
 from bead.errors import UsageError
-from bead.names import LOSS_REQUIRES, MODEL_PROVIDES, check_compatible
+from bead.levels import parse_levels
+from bead.losses.catalog import LOSSES, check_compatible, check_levels
+from bead.models.catalog import MODELS, check_model_params
 from bead.project import check_name
 
 SCALERS = ("minmax", "standard", "robust", "log", "l2", "power", "quantile", "maxabs", "sincos")
@@ -61,8 +63,9 @@ class Config(BaseModel):
     invert_normalizations: bool = Field(
         False, description="write reconstructions back in physical units (not yet: ignored)")
     train_size: float = Field(0.8, gt=0.0, lt=1.0, description="training fraction of bkg_train")
-    input_level: Literal["event", "jet", "constituent"] = Field(
-        "jet", description="which objects the model sees (jet gave the best demo AUC)")
+    input_level: str = Field(
+        "jet", description="objects the model sees: event, jet, constituent, or several "
+        "joined by '+' (event+jet)")
     input_features: Literal["all", "4momentum", "4momentum_btag", "pj_custom"] = Field(
         "all", description="feature set per object")
     seed: int = Field(42, ge=0, description="seed for splits, initialisation and shuffling")
@@ -71,6 +74,9 @@ class Config(BaseModel):
     model_name: str = Field("Planar_ConvVAE", description="model class (see README for the list)")
     model_init: Literal["xavier", "default"] = Field("xavier", description="weight initialisation")
     latent_space_size: int = Field(12, ge=1, le=1024, description="latent dimension")
+    model_params: dict[str, Any] = Field(
+        default_factory=dict, description="settings of the chosen model, e.g. {hidden = 256} "
+        "(an unknown key lists the model's valid ones; README: Models)")
     loss_function: str = Field("VAEFlowLoss", description="loss class (see README for the list)")
     reg_param: float = Field(1e-3, ge=0.0, description="beta: weight of the KL / flow term")
 
@@ -157,15 +163,21 @@ class Config(BaseModel):
             raise ValueError("use auto, cpu, cuda, cuda:N or mps")
         return value
 
+    @field_validator("input_level")
+    @classmethod
+    def _check_input_level(cls, value: str) -> str:
+        parse_levels(value)
+        return value
+
     @field_validator("model_name")
     @classmethod
     def _check_model_name(cls, value: str) -> str:
-        return _registered(value, MODEL_PROVIDES, "model")
+        return _registered(value, MODELS, "model")
 
     @field_validator("loss_function")
     @classmethod
     def _check_loss_function(cls, value: str) -> str:
-        return _registered(value, LOSS_REQUIRES, "loss")
+        return _registered(value, LOSSES, "loss")
 
     @field_validator("overlay_roc_projects")
     @classmethod
@@ -262,9 +274,18 @@ def make_config(values: dict[str, Any], source: str = "config",
         raise UsageError(f"{place}: key '{key}': {msg} (got {first.get('input')!r})") from None
     # Checked when the file is loaded, not only at train time. Not in a Config validator: a
     # Config built in code keeps the pair check (and its UsageError) for train.
-    try:
-        check_compatible(config.model_name, config.loss_function)
-    except UsageError as err:
-        line = lines.get("loss_function") or lines.get("model_name")
-        raise UsageError(f"{where(source, line)}: {err}") from None
+    checks = (
+        (("loss_function", "model_name"),
+         lambda: check_compatible(config.model_name, config.loss_function)),
+        (("input_level", "model_name"), lambda: check_levels(
+            config.model_name, parse_levels(config.input_level), config.input_level)),
+        (("model_params", "model_name"),
+         lambda: check_model_params(config.model_name, config.model_params)),
+    )
+    for keys, check in checks:
+        try:
+            check()
+        except UsageError as err:
+            line = next((lines[k] for k in keys if k in lines), None)
+            raise UsageError(f"{where(source, line)}: {err}") from None
     return config

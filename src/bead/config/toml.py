@@ -64,8 +64,12 @@ def config_to_toml(config: Config) -> str:
 
 
 def _inline(value: object) -> object:
-    """A list of tables as an array of inline tables: a ``[[table]]`` header in the middle of
-    the file would swallow every key written after it."""
+    """Tables as inline tables: a ``[table]`` or ``[[table]]`` header in the middle of the file
+    would swallow every key written after it."""
+    if isinstance(value, dict):
+        table = tomlkit.inline_table()
+        table.update(value)
+        return table
     if not (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
         return value
     array = tomlkit.array()

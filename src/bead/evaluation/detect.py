@@ -22,12 +22,13 @@ from bead.errors import DataError
 from bead.evaluation.metrics import compute_metrics
 from bead.evaluation.scores import ScoreTable, write_scores
 from bead.fileio import atomic_write_json
-from bead.losses.base import BeadLoss
-from bead.losses.registry import build_loss
+from bead.levels import parse_levels
+from bead.losses.objective import Objective
 from bead.models.base import BeadModel
+from bead.models.batch import Batch
 from bead.prepare.manifest import SampleEntry, read_manifest
 from bead.training.checkpoint import ModelSpec, load_trained_model
-from bead.training.data import ModelInputs, load_sample
+from bead.training.data import load_sample
 from bead.training.runtime import Runtime, deterministic_algorithms, make_runtime, seed_everything
 from bead.training.trainer import EVAL_BATCH, batch_slices
 
@@ -38,7 +39,7 @@ METRICS_FILE = "metrics.json"
 
 
 def score_events(
-    model: BeadModel, loss: BeadLoss, inputs: ModelInputs, runtime: Runtime,
+    model: BeadModel, objective: Objective, inputs: Batch, runtime: Runtime,
     batch_size: int = EVAL_BATCH, on_batch: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Per-event loss components and latents of ``inputs`` (kept on the CPU, batches sent to
@@ -49,8 +50,8 @@ def score_events(
     with torch.no_grad():
         for idx in batch_slices(len(inputs), batch_size):
             batch = inputs.select(idx).to(runtime.device)
-            out = model(batch.x, batch.mask)
-            result = loss(batch.x, batch.mask, out, None)
+            result = objective.step(model, batch)
+            out = result.output
             if out.latent is None:
                 raise DataError(f"model {type(model).__name__} returned no latent vector")
             for name, values in result.components.items():
@@ -62,20 +63,25 @@ def score_events(
             np.concatenate(latents))
 
 
-def _check_shape(inputs: ModelInputs, spec: ModelSpec, entry: SampleEntry) -> None:
-    got, expected = tuple(inputs.x.shape[1:]), (spec.n_slots, spec.n_features)
-    if got != expected:
-        raise DataError(f"sample '{entry.stem}' has inputs of shape {list(got)} but the model "
-                        f"was trained on {list(expected)} (rerun prepare_inputs or train)")
+def _check_shape(inputs: Batch, spec: ModelSpec, entry: SampleEntry) -> None:
+    for level in spec.levels:
+        got = tuple(inputs[level].x.shape[1:])
+        expected = (spec.layout[level].n_slots, spec.layout[level].n_features)
+        if got != expected:
+            raise DataError(f"sample '{entry.stem}' has {level} inputs of shape {list(got)} "
+                            f"but the model was trained on {list(expected)} (rerun "
+                            "prepare_inputs or train)")
 
 
 def _warn_on_config_drift(config: Config, spec: ModelSpec) -> None:
-    for key, trained in (("model_name", spec.model_name), ("loss_function", spec.loss_function),
-                         ("input_level", spec.input_level),
-                         ("latent_space_size", spec.latent_dim)):
-        if getattr(config, key) != trained:
+    for key, now, trained in (
+            ("model_name", config.model_name, spec.model_name),
+            ("loss_function", config.loss_function, spec.loss_function),
+            ("input_level", "+".join(parse_levels(config.input_level)), "+".join(spec.levels)),
+            ("latent_space_size", config.latent_space_size, spec.latent_dim)):
+        if now != trained:
             log.warning("config %s = %r but the trained model used %r; scoring the trained "
-                        "model (retrain to apply the config)", key, getattr(config, key), trained)
+                        "model (retrain to apply the config)", key, now, trained)
 
 
 def detect(
@@ -91,7 +97,7 @@ def detect(
     tensors_dir, results_dir = Path(tensors_dir), Path(results_dir)
     model, spec = load_trained_model(Path(models_dir), runtime.device)
     _warn_on_config_drift(config, spec)
-    loss = build_loss(spec.loss_function, spec.reg_param)
+    objective = spec.objective()
     manifest = read_manifest(tensors_dir)
     if manifest.scalers_sha256 != spec.scalers_sha256:
         raise DataError(f"{manifest.path}: the inputs were prepared with other scalers than the "
@@ -118,12 +124,12 @@ def detect(
         seed_everything(config.seed)
         task = bar.add_task("detect", total=sum(e.n_events for e in entries))
         for index, entry in enumerate(entries):
-            inputs, tensors = load_sample(tensors_dir, entry, spec.input_level)
-            log.debug("scoring %s from %s: x %s", entry.stem, tensors_dir / entry.file,
-                      list(inputs.x.shape))
+            inputs, tensors = load_sample(tensors_dir, entry, spec.levels)
+            log.debug("scoring %s from %s: %s", entry.stem, tensors_dir / entry.file,
+                      ", ".join(f"{lv} {list(inputs[lv].x.shape)}" for lv in spec.levels))
             _check_shape(inputs, spec, entry)
             scores, latent = score_events(
-                model, loss, inputs, runtime, max(EVAL_BATCH, config.batch_size),
+                model, objective, inputs, runtime, max(EVAL_BATCH, config.batch_size),
                 on_batch=lambda n: bar.advance(task, n))
             n, is_signal = len(inputs), entry.flag == "sig_test"
             for key, values in (
@@ -149,14 +155,14 @@ def detect(
         signal_samples=[e.stem for e in signals],
         observables={name: np.concatenate(parts) for name, parts in observable_parts.items()})
     write_scores(results_dir / SCORES_FILE, table)
-    metrics = compute_metrics(table, primary_score=loss.primary_score)
+    metrics = compute_metrics(table, primary_score=objective.primary_score)
     for warning in metrics["warnings"]:
         log.warning("%s", warning)
     atomic_write_json(results_dir / METRICS_FILE, metrics)
     if signals:
-        area = metrics["per_signal"][loss.primary_score]["all_signals"]["auc"]
+        area = metrics["per_signal"][objective.primary_score]["all_signals"]["auc"]
         log.info("wrote %s and %s (AUC of the primary score '%s', all signals: %s)",
-                 SCORES_FILE, METRICS_FILE, loss.primary_score,
+                 SCORES_FILE, METRICS_FILE, objective.primary_score,
                  "n/a" if area is None else f"{area:.4f}")
     return metrics
 

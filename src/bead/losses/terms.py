@@ -20,16 +20,27 @@ def _wide(t: Tensor) -> Tensor:
 
 
 def masked_mse(x: Tensor, recon: Tensor, mask: Tensor) -> Tensor:
-    """Squared error summed over features, averaged over the real slots of each event.
+    """Squared error averaged over the features and the real slots of each event.
 
-    Padded slots are selected away before squaring (not multiplied by zero), so even a
-    non-finite value there cannot reach the loss or its gradient. An event with no real slot
-    scores 0.
+    The mean per element makes levels of different sizes (an event vector of 15 features, 30
+    constituents of 12) weigh alike when a multi-level model sums them. Padded slots are
+    selected away before squaring (not multiplied by zero), so even a non-finite value there
+    cannot reach the loss or its gradient. An event with no real slot scores 0.
     """
     diff = _wide(recon) - _wide(x)
     zero = torch.zeros((), dtype=diff.dtype, device=diff.device)
     diff = torch.where(mask.unsqueeze(-1), diff, zero)
-    return diff.pow(2).sum((1, 2)) / mask.sum(1).clamp(min=1).to(diff.dtype)
+    n_real = mask.sum(1).clamp(min=1).to(diff.dtype) * x.shape[-1]
+    return diff.pow(2).sum((1, 2)) / n_real
+
+
+def occupancy_bce(logits: Tensor, mask: Tensor) -> Tensor:
+    """Binary cross-entropy of the predicted slot occupancy against the real mask, averaged
+    over the slots: how badly a set model reproduces the multiplicity of an event."""
+    target = mask.to(torch.promote_types(logits.dtype, torch.float32))
+    per_slot = torch.nn.functional.binary_cross_entropy_with_logits(
+        _wide(logits), target, reduction="none")
+    return per_slot.mean(1)
 
 
 def kl_standard_normal(mu: Tensor, logvar: Tensor) -> Tensor:

@@ -1,35 +1,40 @@
 """The output every model returns and the base class every model derives from.
 
 One typed output for all families (DESIGN: no guessing a model's kind from a tuple length):
-absent parts are None, and losses check for the parts they need.
+absent parts are None, and the objective checks for the parts its terms need.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from bead.errors import DataError
+from bead.levels import Layout
+from bead.models.batch import Batch
 
 
 @dataclass
 class ModelOutput:
     """What a forward pass produced.
 
-    ``recon`` has the shape of the input; ``ldj`` is the per-event [B] sum of log|det J| over the
-    flow steps; ``z0`` is the base-distribution sample and ``zk`` the flow output (for a plain
-    autoencoder the code is ``zk`` and ``mu``/``logvar`` are None).
+    ``recon`` holds, per reconstructed level, a tensor of that level's input shape;
+    ``occupancy`` per set level the logits [B, S] of each slot being a real object (so a set
+    model reconstructs its multiplicity too); ``ldj`` is the per-event [B] sum of log|det J|
+    over the latent flow steps; ``z0`` is the base-distribution sample and ``zk`` the flow output
+    (for a plain autoencoder the code is ``zk``); ``log_prob`` [B] is a density model's log p(x).
     """
 
-    recon: Tensor
+    recon: dict[str, Tensor] | None = None
+    occupancy: dict[str, Tensor] | None = None
     mu: Tensor | None = None
     logvar: Tensor | None = None
     ldj: Tensor | None = None
     z0: Tensor | None = None
     zk: Tensor | None = None
+    log_prob: Tensor | None = None
 
     @property
     def latent(self) -> Tensor | None:
@@ -38,32 +43,32 @@ class ModelOutput:
 
 
 class BeadModel(nn.Module):
-    """A model of a padded set ``x [B, S, F]`` with its real-slot ``mask [B, S]``.
+    """A model of the input ``levels`` of a Batch, built for ``layout`` (slots and features
+    per level, as preparation wrote them)."""
 
-    ``provides`` names the optional ModelOutput parts a model fills, so losses and the registry
-    can tell which model/loss pairs make sense without running anything.
-    """
-
-    provides: ClassVar[frozenset[str]] = frozenset({"zk"})
-
-    def __init__(self, n_slots: int, n_features: int, latent_dim: int) -> None:
+    def __init__(self, layout: Layout, levels: tuple[str, ...], latent_dim: int) -> None:
         super().__init__()
-        self.n_slots = n_slots
-        self.n_features = n_features
+        missing = [lv for lv in levels if lv not in layout]
+        if missing:
+            raise DataError(f"the prepared inputs have no {missing[0]} level")
+        self.layout = {lv: layout[lv] for lv in levels}
+        self.levels = levels
         self.latent_dim = latent_dim
 
-    def forward(self, x: Tensor, mask: Tensor) -> ModelOutput:
+    def forward(self, batch: Batch) -> ModelOutput:
         raise NotImplementedError
 
-    def masked_input(self, x: Tensor, mask: Tensor) -> Tensor:
-        """Zero the padded slots so nothing downstream can depend on what they hold."""
-        expected = (self.n_slots, self.n_features)
-        if x.dim() != 3 or tuple(x.shape[1:]) != expected or tuple(mask.shape) != x.shape[:2]:
+    def masked(self, batch: Batch, level: str) -> tuple[Tensor, Tensor]:
+        """``level``'s input with padded slots zeroed (so nothing can depend on what they hold)
+        and its mask, after checking the shape the model was built for."""
+        lv = batch[level]
+        expected = (self.layout[level].n_slots, self.layout[level].n_features)
+        if lv.x.dim() != 3 or tuple(lv.x.shape[1:]) != expected or lv.mask.shape != lv.x.shape[:2]:
             raise DataError(
-                f"{type(self).__name__} expects x [B, {expected[0]}, {expected[1]}] and mask "
-                f"[B, {expected[0]}], got x {list(x.shape)} and mask {list(mask.shape)}"
-            )
-        return torch.where(mask.unsqueeze(-1), x, torch.zeros((), dtype=x.dtype, device=x.device))
+                f"{type(self).__name__} expects {level} inputs [B, {expected[0]}, {expected[1]}] "
+                f"with mask [B, {expected[0]}], got {list(lv.x.shape)} and {list(lv.mask.shape)}")
+        zero = torch.zeros((), dtype=lv.x.dtype, device=lv.x.device)
+        return torch.where(lv.mask.unsqueeze(-1), lv.x, zero), lv.mask
 
     def sample_z0(self, mu: Tensor, logvar: Tensor) -> Tensor:
         """Reparameterised sample in training; the mean in eval mode (deterministic scoring)."""

@@ -1,33 +1,19 @@
-"""Config names (``model_name``, as in the original BEAD) to model classes."""
+"""Build a model from its catalog entry (the class is imported only now, with torch)."""
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from torch import nn
 
 from bead.errors import UsageError
-from bead.models.autoencoders import AE
+from bead.levels import Layout
+from bead.losses.catalog import check_levels
 from bead.models.base import BeadModel
-from bead.models.conv import ConvAE, ConvVAE
-from bead.models.flows import Planar_ConvVAE
-from bead.models.sets import DeepSetsVAE
-from bead.names import unknown_name_error
-
-MODELS: dict[str, type[BeadModel]] = {
-    "AE": AE,
-    "ConvAE": ConvAE,
-    "ConvVAE": ConvVAE,
-    "Planar_ConvVAE": Planar_ConvVAE,
-    "DeepSetsVAE": DeepSetsVAE,
-}
+from bead.models.catalog import check_model_params, model_entry, unknown_name_error
 
 INITS = ("xavier", "default")
-
-
-def model_class(name: str) -> type[BeadModel]:
-    """The class registered under ``name``; UsageError (key ``model_name``) if none is."""
-    if name not in MODELS:
-        raise unknown_name_error("model_name", name, list(MODELS))
-    return MODELS[name]
 
 
 def xavier_init(module: nn.Module) -> None:
@@ -39,18 +25,22 @@ def xavier_init(module: nn.Module) -> None:
                 nn.init.zeros_(layer.bias)
 
 
-def build_model(
-    name: str, n_slots: int, n_features: int, latent_dim: int, init: str = "xavier"
-) -> BeadModel:
-    """Instantiate the model ``name`` for sets of ``n_slots`` x ``n_features``."""
-    cls = model_class(name)
+def build_model(name: str, layout: Layout, levels: tuple[str, ...], latent_dim: int,
+                params: dict[str, Any] | None = None, init: str = "xavier") -> BeadModel:
+    """Instantiate ``name`` for the input ``levels`` of ``layout`` with ``params`` applied
+    over the entry's defaults."""
+    entry = model_entry(name)
+    check_levels(name, levels, "+".join(levels))
     if init not in INITS:
         raise unknown_name_error("model_init", init, list(INITS))
-    for key, value in (("n_slots", n_slots), ("n_features", n_features),
-                       ("latent_space_size", latent_dim)):
-        if value < 1:
-            raise UsageError(f"{key} must be at least 1 for model_name = '{name}', got {value}")
-    model = cls(n_slots, n_features, latent_dim)
-    if init == "xavier":
+    if latent_dim < 1:
+        raise UsageError(f"latent_space_size must be at least 1 for model_name = '{name}'")
+    for level in levels:
+        if level in layout and min(layout[level].n_slots, layout[level].n_features) < 1:
+            raise UsageError(f"the {level} level has no slots or no features for {name}")
+    module, _, cls_name = entry.target.partition(":")
+    cls = getattr(importlib.import_module(module), cls_name)
+    model = cls(entry, layout, levels, latent_dim, check_model_params(name, params or {}))
+    if init == "xavier" and entry.family != "density":  # zuko initialises its own flows
         xavier_init(model)
     return model

@@ -30,6 +30,7 @@ from bead.fileio import staged_folder
 from bead.io.events import EventChunk
 from bead.io.samples import FLAGS, SampleName, parse_sample_name
 from bead.io.store import read_store, store_suffix
+from bead.levels import parse_levels
 from bead.prepare.features import LEVELS, LevelFeatures, build_features
 from bead.prepare.manifest import (
     MANIFEST,
@@ -167,7 +168,7 @@ def _summarise(path: Path, name: SampleName, chunk: EventChunk, sel: Selection,
         n_val=int(is_val.sum()) if is_val is not None else 0,
     )
     no_jets = int((chunk.num_jets == 0).sum())
-    if no_jets and config.input_level != "event":
+    if no_jets and "event" not in parse_levels(config.input_level):
         log.warning("%s: %d events have no jet: at input_level '%s' they give the model nothing "
                     "to reconstruct, so their reconstruction score is 0 (they are kept)",
                     name.stem, no_jets, config.input_level)

@@ -15,7 +15,10 @@ from torch import Tensor
 from bead.config import Config
 from bead.errors import DataError
 from bead.fileio import atomic_path, atomic_write_json
+from bead.levels import Layout, LevelLayout, layout_from_json, layout_to_json, parse_levels
+from bead.losses.objective import Objective
 from bead.models.base import BeadModel
+from bead.models.catalog import check_model_params
 from bead.models.registry import build_model
 
 MODEL_JSON = "model.json"
@@ -27,37 +30,70 @@ def epoch_file(epoch: int) -> str:
     return f"epoch_{epoch}.pt"
 
 
+SPEC_VERSION = 2
+# Config keys an objective's term weights are read from (see bead.losses.catalog).
+WEIGHT_KEYS = ("reg_param",)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
-    """Enough to rebuild the trained model and the loss it was trained with."""
+    """Enough to rebuild the trained model exactly and the objective it was trained with."""
 
     model_name: str
-    n_slots: int
-    n_features: int
+    levels: tuple[str, ...]
+    layout: dict[str, LevelLayout]
     latent_dim: int
-    input_level: str
+    model_params: dict[str, Any]
     loss_function: str
-    reg_param: float
+    weights: dict[str, float]
     model_init: str
     scalers_sha256: str  # the preparation (manifest.json) the model was trained on
     prepared_key: str = ""  # the folder of that preparation under data/h5/tensors/processed
 
     @classmethod
-    def from_config(cls, config: Config, n_slots: int, n_features: int,
-                    scalers_sha256: str, prepared_key: str = "") -> ModelSpec:
-        return cls(model_name=config.model_name, n_slots=n_slots, n_features=n_features,
-                   latent_dim=config.latent_space_size, input_level=config.input_level,
-                   loss_function=config.loss_function, reg_param=config.reg_param,
+    def from_config(cls, config: Config, layout: Layout, scalers_sha256: str,
+                    prepared_key: str = "") -> ModelSpec:
+        levels = parse_levels(config.input_level)
+        return cls(model_name=config.model_name, levels=levels,
+                   layout={lv: layout[lv] for lv in levels},
+                   latent_dim=config.latent_space_size,
+                   model_params=check_model_params(config.model_name, config.model_params),
+                   loss_function=config.loss_function,
+                   weights={k: float(getattr(config, k)) for k in WEIGHT_KEYS},
                    model_init=config.model_init, scalers_sha256=scalers_sha256,
                    prepared_key=prepared_key)
 
     def build(self) -> BeadModel:
-        return build_model(self.model_name, self.n_slots, self.n_features, self.latent_dim,
-                           self.model_init)
+        return build_model(self.model_name, self.layout, self.levels, self.latent_dim,
+                           self.model_params, self.model_init)
+
+    def objective(self) -> Objective:
+        return Objective(self.loss_function, self.weights)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["levels"] = list(self.levels)
+        data["layout"] = layout_to_json(self.layout)
+        return {"version": SPEC_VERSION, **data}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelSpec:
+        if data.get("version") != SPEC_VERSION:
+            raise ValueError(f"model description version {data.get('version')!r} is not "
+                             f"{SPEC_VERSION} (trained by an older bead: train again)")
+        values = {k: v for k, v in data.items() if k != "version"}
+        values["levels"] = tuple(values["levels"])
+        values["layout"] = layout_from_json(values["layout"])
+        return cls(**values)
+
+    def changed(self, other: ModelSpec) -> list[str]:
+        """The fields in which ``other`` differs from this spec."""
+        mine, theirs = self.to_json(), other.to_json()
+        return [k for k in mine if mine[k] != theirs.get(k)]
 
 
 def write_model_spec(models_dir: Path, spec: ModelSpec) -> None:
-    atomic_write_json(Path(models_dir) / MODEL_JSON, asdict(spec))
+    atomic_write_json(Path(models_dir) / MODEL_JSON, spec.to_json())
 
 
 def read_model_spec(models_dir: Path) -> ModelSpec:
@@ -66,8 +102,8 @@ def read_model_spec(models_dir: Path) -> ModelSpec:
     if not path.is_file():
         raise DataError(f"{path}: no trained model found (run train first)")
     try:
-        return ModelSpec(**json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, TypeError) as err:
+        return ModelSpec.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, TypeError, KeyError, ValueError, AttributeError) as err:
         raise DataError(f"{path}: malformed model description: {err}") from None
 
 

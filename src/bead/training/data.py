@@ -7,7 +7,6 @@ training and scoring loops never touch single events in Python.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -15,40 +14,16 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from bead.errors import DataError
+from bead.levels import LevelLayout
+from bead.models.batch import Batch, Level
 from bead.prepare.manifest import Manifest, SampleEntry
 from bead.stats import effective_count
 
 log = logging.getLogger(__name__)
 
-INPUT_LEVELS = ("event", "jet", "constituent")
-_LEVEL_KEYS = {"constituent": ("constituents", "constituent_mask"), "jet": ("jets", "jet_mask")}
+_LEVEL_KEYS = {"constituent": ("constituents", "constituent_mask"), "jet": ("jets", "jet_mask"),
+               "event": ("events", None)}
 _COMMON_KEYS = ("weight", "evt_id")
-
-
-@dataclass
-class ModelInputs:
-    """Inputs of a set of events: ``x [N, S, F]``, ``mask [N, S]`` and per-event columns."""
-
-    x: Tensor
-    mask: Tensor
-    weight: Tensor
-    evt_id: Tensor
-
-    def __len__(self) -> int:
-        return self.x.shape[0]
-
-    def select(self, index: Tensor) -> ModelInputs:
-        return ModelInputs(self.x[index], self.mask[index], self.weight[index],
-                           self.evt_id[index])
-
-    def to(self, device: torch.device) -> ModelInputs:
-        return ModelInputs(self.x.to(device), self.mask.to(device), self.weight.to(device),
-                           self.evt_id.to(device))
-
-    @staticmethod
-    def cat(parts: list[ModelInputs]) -> ModelInputs:
-        return ModelInputs(*(torch.cat([getattr(p, k) for p in parts])
-                             for k in ("x", "mask", "weight", "evt_id")))
 
 
 def _require(tensors: dict[str, Tensor], keys: tuple[str, ...], path: Path) -> None:
@@ -59,40 +34,58 @@ def _require(tensors: dict[str, Tensor], keys: tuple[str, ...], path: Path) -> N
 
 
 def load_sample(
-    tensors_dir: Path, entry: SampleEntry, input_level: str
-) -> tuple[ModelInputs, dict[str, Tensor]]:
-    """Load one sample's model inputs for ``input_level``, and every raw tensor of its file."""
-    if input_level not in INPUT_LEVELS:
-        raise DataError(f"input_level '{input_level}' is not one of {', '.join(INPUT_LEVELS)}")
+    tensors_dir: Path, entry: SampleEntry, levels: tuple[str, ...], generator: int = -1
+) -> tuple[Batch, dict[str, Tensor]]:
+    """One sample's inputs at ``levels`` (every event carrying the label ``generator``), and
+    every raw tensor of its file."""
     path = Path(tensors_dir) / entry.file
     if not path.is_file():
         raise DataError(f"{path}: tensor file of sample '{entry.stem}' not found "
                         "(rerun prepare_inputs)")
     tensors = load_file(str(path), device="cpu")
-    if input_level == "event":
-        _require(tensors, ("events", *_COMMON_KEYS), path)
-        x = tensors["events"][:, None, :]
-        mask = torch.ones(x.shape[:2], dtype=torch.bool)
-    else:
-        x_key, mask_key = _LEVEL_KEYS[input_level]
-        _require(tensors, (x_key, mask_key, *_COMMON_KEYS), path)
-        x, mask = tensors[x_key], tensors[mask_key].to(torch.bool)
-    inputs = ModelInputs(x.to(torch.float32), mask, tensors["weight"].to(torch.float32),
-                         tensors["evt_id"].to(torch.int64))
-    if x.dim() != 3 or mask.shape != x.shape[:2] or len(inputs.weight) != len(x):
-        raise DataError(f"{path}: inconsistent shapes: x {list(x.shape)}, mask "
-                        f"{list(mask.shape)}, weight {list(inputs.weight.shape)}")
-    return inputs, tensors
+    _require(tensors, _COMMON_KEYS, path)
+    n = len(tensors["weight"])
+    out: dict[str, Level] = {}
+    for level in levels:
+        x_key, mask_key = _LEVEL_KEYS[level]
+        _require(tensors, (x_key, *([mask_key] if mask_key else [])), path)
+        x = tensors[x_key].to(torch.float32)
+        if mask_key is None:  # the event vector: one slot per event
+            x = x[:, None, :]
+            mask = torch.ones(x.shape[:2], dtype=torch.bool)
+        else:
+            mask = tensors[mask_key].to(torch.bool)
+        if x.dim() != 3 or mask.shape != x.shape[:2] or len(x) != n:
+            raise DataError(f"{path}: inconsistent {level} shapes: x {list(x.shape)}, mask "
+                            f"{list(mask.shape)}, {n} events")
+        out[level] = Level(x, mask)
+    batch = Batch(out, tensors["weight"].to(torch.float32),
+                  torch.full((n,), generator, dtype=torch.int64),
+                  tensors["evt_id"].to(torch.int64))
+    return batch, tensors
 
 
-def _training_weights(data: ModelInputs, weighted: bool, source: Path) -> ModelInputs:
+def sample_layout(manifest: Manifest, batch: Batch) -> dict[str, LevelLayout]:
+    """The layout a model is built for: slots from the tensors, feature names from the
+    manifest (their count checked against the tensors)."""
+    layout = {}
+    for level, lv in batch.levels.items():
+        names = tuple(manifest.features.get(level, ()))
+        if len(names) != lv.x.shape[-1]:
+            raise DataError(f"{manifest.path}: {len(names)} {level} feature names for "
+                            f"{lv.x.shape[-1]} columns (rerun prepare_inputs)")
+        layout[level] = LevelLayout(lv.x.shape[1], names)
+    return layout
+
+
+def _training_weights(data: Batch, weighted: bool, source: Path) -> Batch:
     """Unit weights, or the event weights once they are fit to train on.
 
     A negative weight would make the optimiser maximise that event's loss, so weighted training
     refuses them; a sample dominated by a few weights trains on those few, so it is reported.
     """
     if not weighted:
-        return ModelInputs(data.x, data.mask, torch.ones_like(data.weight), data.evt_id)
+        return data.with_weight(torch.ones_like(data.weight))
     w = data.weight.double()
     if (w < 0).any() or not torch.isfinite(w).all() or w.sum() <= 0:
         raise DataError(
@@ -107,25 +100,28 @@ def _training_weights(data: ModelInputs, weighted: bool, source: Path) -> ModelI
 
 
 def load_training_split(
-    manifest: Manifest, input_level: str, device: torch.device, weighted: bool = False
-) -> tuple[ModelInputs, ModelInputs]:
+    manifest: Manifest, levels: tuple[str, ...], device: torch.device, weighted: bool = False
+) -> tuple[Batch, Batch]:
     """All ``bkg_train`` samples of ``manifest``, concatenated and split by ``is_val``, on
-    ``device``; unit weights unless ``weighted``."""
+    ``device``; unit weights unless ``weighted``; each event labelled with its generator."""
     tensors_dir = manifest.path.parent
     entries = manifest.of_flag("bkg_train")
     if not entries:
         raise DataError(f"{manifest.path}: no bkg_train sample to train on")
     parts, flags = [], []
     for entry in entries:
-        inputs, tensors = load_sample(tensors_dir, entry, input_level)
+        label = manifest.generators.index(entry.generator) \
+            if entry.generator in manifest.generators else -1
+        batch, tensors = load_sample(tensors_dir, entry, levels, label)
         _require(tensors, ("is_val",), Path(tensors_dir) / entry.file)
-        parts.append(inputs)
+        parts.append(batch)
         flags.append(tensors["is_val"].to(torch.bool))
-    shapes = {tuple(p.x.shape[1:]) for p in parts}
-    if len(shapes) > 1:
-        raise DataError(f"{manifest.path}: bkg_train samples have different input shapes "
-                        f"{sorted(shapes)} (rerun prepare_inputs)")
-    data = _training_weights(ModelInputs.cat(parts), weighted, manifest.path)
+    for level in levels:
+        shapes = {tuple(p[level].x.shape[1:]) for p in parts}
+        if len(shapes) > 1:
+            raise DataError(f"{manifest.path}: bkg_train samples have different {level} "
+                            f"input shapes {sorted(shapes)} (rerun prepare_inputs)")
+    data = _training_weights(Batch.cat(parts), weighted, manifest.path)
     is_val = torch.cat(flags)
     train, val = data.select(~is_val), data.select(is_val)
     for name, split in (("training", train), ("validation", val)):

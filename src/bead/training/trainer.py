@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,11 @@ from torch import Tensor
 
 from bead.config import Config
 from bead.errors import BeadError, DataError, UsageError
-from bead.losses.base import BeadLoss
-from bead.losses.registry import build_loss
+from bead.levels import parse_levels
+from bead.losses.catalog import check_compatible
+from bead.losses.objective import Objective
 from bead.models.base import BeadModel
-from bead.names import check_compatible
+from bead.models.batch import Batch
 from bead.prepare.manifest import PREPARATION_KEYS, Manifest, read_manifest
 from bead.stats import MIN_VALIDATION_EVENTS
 from bead.training.checkpoint import (
@@ -38,7 +39,7 @@ from bead.training.checkpoint import (
     save_torch,
     write_model_spec,
 )
-from bead.training.data import ModelInputs, load_training_split
+from bead.training.data import load_training_split, sample_layout
 from bead.training.history import History
 from bead.training.optim import build_optimizer, build_scheduler, current_lr
 from bead.training.runtime import Runtime, deterministic_algorithms, make_runtime, seed_everything
@@ -94,7 +95,7 @@ class _Sums:
 
 
 def evaluate(
-    model: BeadModel, loss: BeadLoss, data: ModelInputs, runtime: Runtime,
+    model: BeadModel, objective: Objective, data: Batch, runtime: Runtime,
     batch_size: int = EVAL_BATCH,
 ) -> dict[str, float]:
     """Epoch means of every loss component over ``data``, in eval mode without gradients."""
@@ -102,12 +103,11 @@ def evaluate(
     model.eval()
     sums = _Sums()
     with torch.no_grad():
-        order = torch.arange(len(data), device=data.x.device)
+        order = torch.arange(len(data), device=data.weight.device)
         for idx in batch_slices(len(data), batch_size, order):
             batch = data.select(idx)
             with runtime.autocast():
-                out = model(batch.x, batch.mask)
-                result = loss(batch.x, batch.mask, out, batch.weight)
+                result = objective.step(model, batch)
             sums.add(result.components, batch.weight)
     model.train(was_training)
     return sums.means()
@@ -117,17 +117,15 @@ class Trainer:
     """Model, loss, optimizer, scheduler and best-epoch tracking of one training run."""
 
     def __init__(
-        self, config: Config, runtime: Runtime, train_data: ModelInputs, val_data: ModelInputs,
-        scalers_sha256: str, prepared_key: str = "",
+        self, config: Config, runtime: Runtime, train_data: Batch, val_data: Batch,
+        layout: dict, scalers_sha256: str, prepared_key: str = "",
     ) -> None:
         check_compatible(config.model_name, config.loss_function)
         self.config, self.runtime = config, runtime
         self.train_data, self.val_data = train_data, val_data
-        _, n_slots, n_features = train_data.x.shape
-        self.spec = ModelSpec.from_config(config, n_slots, n_features, scalers_sha256,
-                                          prepared_key)
+        self.spec = ModelSpec.from_config(config, layout, scalers_sha256, prepared_key)
         self.model = self.spec.build().to(runtime.device)
-        self.loss = build_loss(config.loss_function, config.reg_param)
+        self.objective = self.spec.objective()
         self.optimizer = build_optimizer(config.optimizer, self.model.parameters(), config.lr)
         self.scheduler = build_scheduler(self.optimizer, config)
         self.scaler = torch.amp.GradScaler(runtime.device.type,
@@ -148,13 +146,12 @@ class Trainer:
         self.model.train()
         data, clip = self.train_data, self.config.gradient_clip
         self.shuffle.manual_seed(self.config.seed + self.epoch)
-        order = torch.randperm(len(data), generator=self.shuffle).to(data.x.device)
+        order = torch.randperm(len(data), generator=self.shuffle).to(data.weight.device)
         sums = _Sums()
         for idx in batch_slices(len(data), self.config.batch_size, order):
             batch = data.select(idx)
             with self.runtime.autocast():
-                out = self.model(batch.x, batch.mask)
-                result = self.loss(batch.x, batch.mask, out, batch.weight)
+                result = self.objective.step(self.model, batch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(result.total).backward()
             if clip > 0:
@@ -199,7 +196,7 @@ class Trainer:
         """Continue from ``last.pt``: weights, optimizer, scheduler, best epoch, history, RNG."""
         saved = read_model_spec(models_dir)
         if saved != self.spec:
-            changed = [k for k, v in asdict(saved).items() if asdict(self.spec)[k] != v]
+            changed = saved.changed(self.spec)
             raise UsageError(f"{models_dir / LAST}: cannot resume, the model settings changed "
                              f"({', '.join(changed)}); train without resume")
         state = load_torch(models_dir / LAST)
@@ -246,7 +243,7 @@ class Trainer:
                 lr = current_lr(self.optimizer)
                 train_means = self.train_epoch()
                 train_seconds = time.perf_counter() - started
-                val_means = evaluate(self.model, self.loss, self.val_data, self.runtime,
+                val_means = evaluate(self.model, self.objective, self.val_data, self.runtime,
                                      max(EVAL_BATCH, config.batch_size))
                 self._end_epoch(lr, train_means, val_means, train_seconds,
                                 time.perf_counter() - started)
@@ -348,19 +345,21 @@ def train(
         seed_everything(config.seed)
         manifest = read_manifest(Path(tensors_dir))
         check_preparation(manifest, config)
-        train_data, val_data = load_training_split(manifest, config.input_level, runtime.device,
+        levels = parse_levels(config.input_level)
+        train_data, val_data = load_training_split(manifest, levels, runtime.device,
                                                    config.weighted_training)
+        layout = sample_layout(manifest, train_data)
         log.info("training %s with %s on %d events (%d validation) on %s", config.model_name,
                  config.loss_function, len(train_data), len(val_data), runtime.device)
-        log.debug("inputs from %s: x %s per event (%s level); settings: %s", tensors_dir,
-                  list(train_data.x.shape[1:]), config.input_level,
+        log.debug("inputs from %s: %s; settings: %s", tensors_dir,
+                  ", ".join(f"{lv} {list(train_data[lv].x.shape[1:])}" for lv in levels),
                   config.model_dump(exclude={"overlay_roc_projects", "gen_signal_points"}))
         if len(val_data) < MIN_VALIDATION_EVENTS:
             log.warning("only %d validation events (fewer than %d): early stopping and the "
                         "learning-rate schedule follow statistical noise", len(val_data),
                         MIN_VALIDATION_EVENTS)
-        trainer = Trainer(config, runtime, train_data, val_data, manifest.scalers_sha256,
-                          manifest.key)
+        trainer = Trainer(config, runtime, train_data, val_data, layout,
+                          manifest.scalers_sha256, manifest.key)
         if resume and (models_dir / LAST).is_file():
             trainer.restore(models_dir)
         else:
