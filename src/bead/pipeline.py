@@ -25,12 +25,13 @@ from bead.project import ProjectPaths, workspaces_root
 
 log = logging.getLogger(__name__)
 
-MODES = ("new_project", "generate", "convert_csv", "prepare_inputs", "train", "detect", "plot",
-         "diagnostics", "chain", "demo")
+MODES = ("new_project", "generate", "convert_csv", "convert_root", "prepare_inputs", "train",
+         "detect", "plot", "diagnostics", "chain", "demo")
 CHAIN_TOKENS = {
     "newproject": "new_project",
     "generate": "generate",
     "convertcsv": "convert_csv",
+    "convertroot": "convert_root",
     "prepareinputs": "prepare_inputs",
     "train": "train",
     "detect": "detect",
@@ -39,6 +40,7 @@ CHAIN_TOKENS = {
 }
 MODE_OPTIONS = {
     "convert_csv": ("h5", "parquet"),
+    "convert_root": ("h5", "parquet"),
     "prepare_inputs": ("h5", "parquet"),
     "train": ("resume",),
     "plot": ("overlay_roc", "train_metrics", "test_metrics"),
@@ -141,22 +143,42 @@ def mode_generate(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> N
 def mode_convert_csv(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
     config = _config(paths, "convert_csv", opts)
     from bead.io.convert import convert_csv_dir
+    from bead.io.root_convert import check_no_stem_clash
 
+    check_no_stem_clash(paths.csv_dir, paths.root_dir)
     convert_csv_dir(paths.csv_dir, paths.store_dir(config.file_type), fmt=config.file_type,
                     chunk_size=config.chunk_size, on_bad_row=config.on_bad_row,
                     progress=opts.progress)
 
 
-def _warn_on_orphan_stores(paths: ProjectPaths, store_dir: Path, suffix: str) -> None:
-    """A store whose CSV was removed still becomes a sample; say so, as it may be stale."""
-    from bead.io.samples import csv_stems
+def mode_convert_root(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
+    config = _config(paths, "convert_root", opts)
+    from bead.io.root_base import RootSettings
+    from bead.io.root_convert import convert_root_dir
 
-    converted_from = csv_stems(paths.csv_dir)
+    settings = RootSettings(**{name.removeprefix("root_"): value
+                               for name, value in config.model_dump().items()
+                               if name.startswith("root_")})
+    convert_root_dir(paths.root_dir, paths.store_dir(config.file_type), settings,
+                     fmt=config.file_type, chunk_size=config.chunk_size, csv_dir=paths.csv_dir,
+                     progress=opts.progress)
+
+
+def _warn_on_orphan_stores(paths: ProjectPaths, store_dir: Path, suffix: str) -> None:
+    """A store whose CSV was removed still becomes a sample; say so, as it may be stale.
+    An original BEAD store has no source file, so it is never an orphan."""
+    from bead.io.root_convert import root_stems
+    from bead.io.samples import csv_stems
+    from bead.io.store import is_original_store
+
+    converted_from = csv_stems(paths.csv_dir) | root_stems(paths.root_dir)
     orphans = sorted(p.name for p in store_dir.glob(f"*{suffix}")
-                     if p.name.removesuffix(suffix) not in converted_from)
+                     if p.name.removesuffix(suffix) not in converted_from
+                     and not is_original_store(p))
     if orphans:
-        log.warning("%s: %s converted earlier from CSVs no longer in %s; still used (delete "
-                    "them if they should not be)", store_dir, ", ".join(orphans), paths.csv_dir)
+        log.warning("%s: %s converted earlier from CSVs no longer in %s (nor ROOT files in %s); "
+                    "still used (delete them if they should not be)", store_dir,
+                    ", ".join(orphans), paths.csv_dir, paths.root_dir)
 
 
 def mode_prepare_inputs(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
@@ -221,6 +243,7 @@ MODE_FUNCTIONS: dict[str, Callable[[ProjectPaths, RunOptions, RunResult], None]]
     "new_project": mode_new_project,
     "generate": mode_generate,
     "convert_csv": mode_convert_csv,
+    "convert_root": mode_convert_root,
     "prepare_inputs": mode_prepare_inputs,
     "train": mode_train,
     "detect": mode_detect,
