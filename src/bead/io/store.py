@@ -281,7 +281,7 @@ def _read_original(path: Path, h5: h5py.File) -> EventChunk:
         if bad.any():
             row, col = np.argwhere(bad)[0]
             raise DataError(f"{where}: '{name}' row {row} column {dtype.names[col]} is "
-                            f"{table[row, col]!r}, not {'an integer' if col in ints else 'finite'}")
+                            f"{float(table[row, col])}, not {'an integer' if col in ints else 'finite'}")
         tables[name] = {column: table[:, i].astype(np.int64 if i in ints else np.float64)
                         for i, column in enumerate(dtype.names)}
     events, jets, cons = tables.values()
