@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 
 import h5py
@@ -13,7 +14,7 @@ from root_files import copy_delphes, random_nanoaod
 
 from bead.cli import main
 from bead.config import Config, save_config
-from bead.errors import DataError
+from bead.errors import DataError, MissingExtraError
 from bead.io.root_base import RootSettings
 from bead.io.root_convert import convert_root_dir
 from bead.io.store import read_store
@@ -102,6 +103,13 @@ def test_a_stem_both_csv_and_root_is_an_error_naming_both(root_dir: Path, tmp_pa
     assert not (tmp_path / "h5").exists()
 
 
+def test_without_uproot_the_extra_is_named(root_dir: Path, tmp_path: Path,
+                                            monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "uproot", None)  # import uproot now fails
+    with pytest.raises(MissingExtraError, match=r"pip install 'bead-hep\[root\]'"):
+        convert_root_dir(root_dir, tmp_path / "h5", RootSettings(), progress=False)
+
+
 def test_chain_token() -> None:
     assert parse_chain("convertroot_prepareinputs") == ["convert_root", "prepare_inputs"]
 
@@ -119,8 +127,9 @@ def test_delphes_and_nanoaod_through_convert_prepare_train_detect(
     copy_delphes(shared_fixture, data / "root" / "bkg_test_delphes.root")
     random_nanoaod(data / "root" / "sig_test_nano.root", 30, seed=6, pt_scale=3.0)
     (data / "csv" / "bkg_test_delphes.csv").write_text("")
-    assert main(["-m", "convert_root", *base]) == 1
-    assert "would both be stored as 'bkg_test_delphes'" in capsys.readouterr().err
+    for mode in ("convert_root", "convert_csv"):
+        assert main(["-m", mode, *base]) == 1
+        assert "would both be stored as 'bkg_test_delphes'" in capsys.readouterr().err
     (data / "csv" / "bkg_test_delphes.csv").unlink()
 
     assert main(["-m", "chain", *base, "-o", "convertroot_prepareinputs_train_detect"]) == 0

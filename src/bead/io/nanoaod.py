@@ -85,7 +85,9 @@ class Reader:
         src = cand_of_pair[np.argsort(jet_of_pair, kind="stable")]
 
         def cands(field: str, dtype: type = np.float64) -> np.ndarray:
-            return flat(arrays[f"{self.cands}_{field}"], dtype)[src]
+            # gathered in the file's type, then widened: no full-size float64 copy of PFCands
+            values = ak.to_numpy(ak.flatten(arrays[f"{self.cands}_{field}"], axis=None))
+            return values[src].astype(dtype)
 
         n_jets = int(num_jets.sum())
         btag = (np.zeros(n_jets, dtype=np.int64) if self.btag is None

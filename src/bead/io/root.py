@@ -141,6 +141,7 @@ def iter_root_chunks(
                 raise DataError(f"{path}: cannot read entries {start}-{stop - 1} (truncated or "
                                 f"corrupt file?): {_one_line(exc)}") from exc
             start = where.tree_entry_stop
+            del arrays  # the consumer writes the chunk while this frame waits: free the input
             yield select_jets(chunk, settings, report)
             if on_entries is not None:
                 on_entries(start, total)
@@ -156,6 +157,10 @@ def select_jets(chunk: JetChunk, settings: RootSettings, report: SelectionReport
     jet_event = ev.jet_event_index()
     num_jets = np.bincount(jet_event, weights=passes, minlength=ev.n_events).astype(np.int64)
     keep_event = num_jets >= settings.min_jets
+    jets_failed = int((~passes).sum())
+    if jets_failed == 0 and keep_event.all():  # the default: nothing to drop, nothing to copy
+        report.add(chunk, ev, 0)
+        return ev
     keep_jet = passes & keep_event[jet_event]
     keep_con = np.repeat(keep_jet, ev.jet_num_constits)
     kept = EventChunk(
@@ -165,7 +170,7 @@ def select_jets(chunk: JetChunk, settings: RootSettings, report: SelectionReport
         con_pid=ev.con_pid[keep_con], con_pt=ev.con_pt[keep_con], con_eta=ev.con_eta[keep_con],
         con_phi=ev.con_phi[keep_con],
     )
-    report.add(chunk, kept, int((~passes).sum()))
+    report.add(chunk, kept, jets_failed)
     return kept
 
 

@@ -280,8 +280,9 @@ def _read_original(path: Path, h5: h5py.File) -> EventChunk:
         bad[:, ints] |= table[:, ints] != np.round(table[:, ints])
         if bad.any():
             row, col = np.argwhere(bad)[0]
+            wanted = "an integer" if col in ints else "finite"
             raise DataError(f"{where}: '{name}' row {row} column {dtype.names[col]} is "
-                            f"{float(table[row, col])}, not {'an integer' if col in ints else 'finite'}")
+                            f"{float(table[row, col])}, not {wanted}")
         tables[name] = {column: table[:, i].astype(np.int64 if i in ints else np.float64)
                         for i, column in enumerate(dtype.names)}
     events, jets, cons = tables.values()
