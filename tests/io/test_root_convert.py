@@ -42,7 +42,7 @@ def test_converts_every_root_file(root_dir: Path, tmp_path: Path, fmt: str, capl
     ]
     assert sorted(p.name for p in out.iterdir()) == [r.output.name for r in results]
     np.testing.assert_array_equal(read_store(results[0].output).evt_id, np.arange(40))
-    assert "bkg_train_nano.root: 40 events in" in caplog.text
+    assert "bkg_train_nano.root: 40 events (of 40 entries) in" in caplog.text
     assert "dropped" not in caplog.text  # the default selection keeps everything
 
 

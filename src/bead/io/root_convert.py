@@ -142,8 +142,9 @@ def _convert_one(path: Path, output: Path, settings: RootSettings, fmt: str, chu
         if report.events == 0:
             raise DataError(f"{path}: no events to store ({_selection_summary(report, settings)})")
     seconds = time.perf_counter() - start
-    logger.info("%s: %d events in %.1f s (%.0f entries/s) -> %s", path.name, report.events,
-                seconds, report.entries / max(seconds, 1e-9), output)
+    logger.info("%s: %d events (of %d entries) in %.1f s (%.0f entries/s) -> %s", path.name,
+                report.events, report.entries, seconds, report.entries / max(seconds, 1e-9),
+                output)
     if report.events_failed or report.jets_failed:
         logger.warning("%s: %s", path.name, _selection_summary(report, settings))
     return RootConversion(path, output, report, seconds)
