@@ -7,7 +7,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_FIXTURES = REPO.parent / "shared" / "fixtures"
+
+
+def _shared_fixtures() -> Path:
+    """``../shared/fixtures`` beside the repository (the main checkout, CI); a worktree that
+    lives elsewhere finds the workplace's ``/work/shared/fixtures``."""
+    beside = REPO.parent / "shared" / "fixtures"
+    workplace = Path("/work/shared/fixtures")
+    return beside if beside.is_dir() or not workplace.is_dir() else workplace
+
+
+SHARED_FIXTURES = _shared_fixtures()
 
 
 @pytest.fixture
@@ -17,7 +27,8 @@ def shared_fixture():
     def get(name: str) -> Path:
         path = SHARED_FIXTURES / name
         if not path.is_file():
-            pytest.skip(f"shared fixture {path} not available (needs ../shared beside the repo)")
+            pytest.skip(f"shared fixture {path} not available (needs ../shared beside the repo "
+                        "or /work/shared)")
         return path
 
     return get

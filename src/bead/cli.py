@@ -30,8 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="workspace and project names")
     parser.add_argument("-o", "--options", default=None,
                         help="chain: tokens joined by '_' (" + ", ".join(CHAIN_TOKENS) + "); "
-                        "otherwise h5 | parquet (convert_csv, prepare_inputs), resume (train), "
-                        "overlay_roc | train_metrics | test_metrics (plot)")
+                        "otherwise h5 | parquet (convert_csv, convert_root, prepare_inputs), "
+                        "resume (train), overlay_roc | train_metrics | test_metrics (plot)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="more detail, and tracebacks on errors")
     parser.add_argument("--workspaces", default=None, metavar="DIR",

@@ -26,12 +26,13 @@ from bead.project import ProjectPaths, workspaces_root
 
 log = logging.getLogger(__name__)
 
-MODES = ("new_project", "generate", "convert_csv", "prepare_inputs", "train", "detect", "plot",
-         "diagnostics", "chain", "demo")
+MODES = ("new_project", "generate", "convert_csv", "convert_root", "prepare_inputs", "train",
+         "detect", "plot", "diagnostics", "chain", "demo")
 CHAIN_TOKENS = {
     "newproject": "new_project",
     "generate": "generate",
     "convertcsv": "convert_csv",
+    "convertroot": "convert_root",
     "prepareinputs": "prepare_inputs",
     "train": "train",
     "detect": "detect",
@@ -41,6 +42,7 @@ CHAIN_TOKENS = {
 MODE_OPTIONS = {
     "generate": ("overwrite",),
     "convert_csv": ("h5", "parquet"),
+    "convert_root": ("h5", "parquet"),
     "prepare_inputs": ("h5", "parquet"),
     "train": ("resume",),
     "plot": ("overlay_roc", "train_metrics", "test_metrics"),
@@ -140,13 +142,32 @@ def mode_generate(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> N
 def mode_convert_csv(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
     config = _config(paths, "convert_csv", opts)
     from bead.io.convert import convert_csv_dir
+    from bead.io.root_convert import check_no_stem_clash
     from bead.io.sources import set_aside_orphans
     from bead.io.store import store_suffix
 
+    check_no_stem_clash(paths.csv_dir, paths.root_dir)
     store_dir = paths.store_dir(config.file_type)
     convert_csv_dir(paths.csv_dir, store_dir, fmt=config.file_type,
                     chunk_size=config.chunk_size, on_bad_row=config.on_bad_row,
                     progress=opts.progress)
+    set_aside_orphans(store_dir, store_suffix(config.file_type), paths.data_dir)
+
+
+def mode_convert_root(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
+    config = _config(paths, "convert_root", opts)
+    from bead.io.root_base import RootSettings
+    from bead.io.root_convert import convert_root_dir
+    from bead.io.sources import set_aside_orphans
+    from bead.io.store import store_suffix
+
+    settings = RootSettings(**{name.removeprefix("root_"): value
+                               for name, value in config.model_dump().items()
+                               if name.startswith("root_")})
+    store_dir = paths.store_dir(config.file_type)
+    convert_root_dir(paths.root_dir, store_dir, settings,
+                     fmt=config.file_type, chunk_size=config.chunk_size, csv_dir=paths.csv_dir,
+                     progress=opts.progress)
     set_aside_orphans(store_dir, store_suffix(config.file_type), paths.data_dir)
 
 
@@ -223,6 +244,7 @@ MODE_FUNCTIONS: dict[str, Callable[[ProjectPaths, RunOptions, RunResult], None]]
     "new_project": mode_new_project,
     "generate": mode_generate,
     "convert_csv": mode_convert_csv,
+    "convert_root": mode_convert_root,
     "prepare_inputs": mode_prepare_inputs,
     "train": mode_train,
     "detect": mode_detect,

@@ -58,6 +58,10 @@ class ProjectPaths:
     def csv_dir(self) -> Path:
         return self.data_dir / "csv"
 
+    @property
+    def root_dir(self) -> Path:
+        return self.data_dir / "root"
+
     def store_dir(self, file_type: str) -> Path:
         return self.data_dir / file_type
 

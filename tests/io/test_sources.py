@@ -8,7 +8,7 @@ import h5py
 import numpy as np
 
 from bead.io.events import EventChunk
-from bead.io.sources import ORPHANED, set_aside_orphans, source_stems, stored_source
+from bead.io.sources import ORPHANED, set_aside_orphans, source_stems
 from bead.io.store import StoreWriter
 
 
@@ -54,13 +54,13 @@ def test_an_original_bead_store_records_no_source_and_is_kept(tmp_path: Path) ->
     original = store / "bkg_test_sherpa.h5"
     with h5py.File(original, "w") as h5:  # the original's plain float32 datasets, no attrs
         h5["events"] = np.zeros((1, 5), np.float32)
-    assert stored_source(original) is None
+        h5["jets"] = np.zeros((0, 7), np.float32)
+        h5["constituents"] = np.zeros((0, 7), np.float32)
     assert set_aside_orphans(store, ".h5", tmp_path / "data") == []
     assert original.exists()
 
 
-def test_parquet_stores_record_their_source(tmp_path: Path) -> None:
-    path = _store(tmp_path, "bkg_train_pythia", fmt="parquet")
-    assert stored_source(path) == "bkg_train_pythia.csv"
+def test_parquet_stores_follow_their_source_too(tmp_path: Path) -> None:
+    _store(tmp_path, "bkg_train_pythia", fmt="parquet")
     assert set_aside_orphans(tmp_path, ".parquet", tmp_path / "nodata") == [
         tmp_path / ORPHANED / "bkg_train_pythia.parquet"]

@@ -1,7 +1,10 @@
-"""The HDF5/Parquet event store (SPEC §4.3): round trips, open readers, atomic writes."""
+"""The HDF5/Parquet event store (SPEC §4.3): round trips, open readers, atomic writes, and the
+original BEAD's plain float32 stores."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from dataclasses import fields
 from pathlib import Path
 
@@ -10,10 +13,11 @@ import h5py
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from numpy.lib import recfunctions
 
 from bead.errors import DataError, UsageError
 from bead.io.events import EventChunk
-from bead.io.store import StoreWriter, read_store, store_suffix
+from bead.io.store import StoreWriter, is_original_store, read_store, store_suffix
 
 
 def make_chunk(first_id: int, num_jets: list[int], seed: int) -> EventChunk:
@@ -146,3 +150,120 @@ def test_formats_and_bad_files(tmp_path: Path) -> None:
         h5.create_dataset("events", data=np.zeros(1))
     with pytest.raises(DataError, match=r"old\.h5: store format version None"):
         read_store(tmp_path / "old.h5")
+
+
+# --- the original BEAD's HDF5 stores ----------------------------------------------------------
+
+ORIGINAL = "bead_original_h5"
+ORIGINAL_FILES = ["bkg_test_herwig.h5", "bkg_test_pythia.h5", "bkg_test_sherpa.h5",
+                  "bkg_train_herwig.h5", "bkg_train_pythia.h5", "bkg_train_sherpa.h5",
+                  "sig_test_svj.h5"]
+
+
+def write_original(path: Path, chunk: EventChunk, **edits: tuple[str, int, int, float]) -> Path:
+    """An original-BEAD-style store of ``chunk``: the three tables as plain float32 (N, w)
+    datasets in the SPEC §4.3 column order, no attributes. ``edits`` set single cells
+    (``name=(table, row, column, value)``) to break it."""
+    compound = tmp = path.with_name("compound.h5")
+    write(compound, "h5", [chunk])
+    with h5py.File(compound) as h5:
+        tables = {name: recfunctions.structured_to_unstructured(h5[name][()]).astype("f4")
+                  for name in ("events", "jets", "constituents")}
+    tmp.unlink()
+    for table, row, column, value in edits.values():
+        tables[table][row, column] = value
+    with h5py.File(path, "w") as h5:
+        for name, data in tables.items():
+            h5.create_dataset(name, data=data)
+    return path
+
+
+@pytest.mark.parametrize("name", ORIGINAL_FILES)
+def test_original_fixture_stores_are_read_as_they_are(shared_fixture, name: str) -> None:
+    path = shared_fixture(f"{ORIGINAL}/{name}")
+    assert is_original_store(path)
+    chunk = read_store(path)
+    with h5py.File(path) as h5:
+        events, jets, cons = (h5[n][()] for n in ("events", "jets", "constituents"))
+    assert events.dtype == np.float32 and events.shape[1] == 5 and jets.shape[1] == 7
+    np.testing.assert_array_equal(chunk.evt_id, events[:, 0])
+    np.testing.assert_array_equal(chunk.evt_weight, events[:, 1])
+    np.testing.assert_array_equal(chunk.met, events[:, 2])
+    np.testing.assert_array_equal(chunk.num_jets, events[:, 4])
+    np.testing.assert_array_equal(chunk.jet_num_constits, jets[:, 2])
+    np.testing.assert_array_equal(chunk.jet_btag, jets[:, 3])
+    np.testing.assert_array_equal(chunk.con_pid, cons[:, 3])
+    np.testing.assert_array_equal(chunk.con_pt, cons[:, 4])
+    np.testing.assert_array_equal(chunk.con_phi, cons[:, 6])
+    assert chunk.evt_id.dtype == chunk.con_pid.dtype == np.int64
+    # the original's own jet columns agree with the vector sum of the constituents
+    np.testing.assert_allclose(chunk.jet_kinematics()[0], jets[:, 4], rtol=1e-4)
+
+
+def test_an_original_store_round_trips_and_is_told_apart(tmp_path: Path) -> None:
+    chunk = EventChunk.concatenate(CHUNKS)
+    path = write_original(tmp_path / "bkg_train_x.h5", chunk)
+    assert is_original_store(path)
+    got = read_store(path)
+    for f in fields(EventChunk):
+        np.testing.assert_allclose(getattr(got, f.name), getattr(chunk, f.name), rtol=1e-6,
+                                   err_msg=f.name)
+    assert not is_original_store(write(tmp_path / "new.h5", "h5"))
+    assert not is_original_store(write(tmp_path / "new.parquet", "parquet"))
+    (tmp_path / "text.h5").write_text("x")
+    assert not is_original_store(tmp_path / "text.h5")
+    assert not is_original_store(tmp_path / "missing.h5")
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (("jets", 1, 0, 4.0), "'jets' row 1 has evt_id 4, but the counts in 'events' and 'jets' "
+                          "put it at 0"),
+    (("constituents", 0, 2, 1.0), "'constituents' row 0 has constituent_index 1, but the "
+                                  "counts in 'events' and 'jets' put it at 0"),
+    (("events", 0, 4, 3.0), "the num_jets of 'events' add up to 7, but 'jets' has 6 rows"),
+    (("events", 1, 4, -1.0), "'events' row 1 has a negative num_jets"),
+    (("constituents", 2, 3, 21.5), "'constituents' row 2 column particle_id is 21.5, not an "
+                                   "integer"),
+    (("events", 3, 2, np.nan), "'events' row 3 column met is nan, not finite"),
+])
+def test_a_broken_original_store_is_named(tmp_path: Path, edit: tuple, message: str) -> None:
+    path = write_original(tmp_path / "bkg_train_x.h5", CHUNKS[0], cell=edit)
+    with pytest.raises(DataError) as info:
+        read_store(path)
+    assert str(info.value) == f"{path}: original BEAD store: {message}"
+
+
+def test_an_original_store_of_the_wrong_width_is_named(tmp_path: Path) -> None:
+    with h5py.File(tmp_path / "s.h5", "w") as h5:
+        h5.create_dataset("events", data=np.zeros((2, 4), dtype="f4"))
+        h5.create_dataset("jets", data=np.zeros((0, 7), dtype="f4"))
+        h5.create_dataset("constituents", data=np.zeros((0, 7), dtype="f4"))
+    with pytest.raises(DataError, match=r"'events' has shape \(2, 4\), expected \(N, 5\) with "
+                                        "columns evt_id, evt_weight, met, met_phi, num_jets"):
+        read_store(tmp_path / "s.h5")
+
+
+def test_original_stores_go_through_prepare_train_detect(shared_fixture, tmp_path: Path,
+                                                         capsys) -> None:
+    from bead.cli import main
+    from bead.config import Config, save_config
+
+    base = ["-p", "ws", "p1", "--workspaces", str(tmp_path), "--no-progress"]
+    assert main(["-m", "new_project", *base]) == 0
+    save_config(Config(epochs=2, batch_size=8, train_size=0.7),
+                tmp_path / "ws" / "p1" / "config" / "p1_config.toml")
+    store_dir = tmp_path / "ws" / "data" / "h5"
+    store_dir.mkdir(parents=True)
+    for name in ORIGINAL_FILES:
+        shutil.copyfile(shared_fixture(f"{ORIGINAL}/{name}"), store_dir / name)
+    capsys.readouterr()
+    assert main(["-m", "chain", *base, "-o", "prepareinputs_train_detect"]) == 0
+    out = " ".join("".join(capsys.readouterr()).split())
+    assert "set aside" not in out  # an original store has no source to miss
+    (prepared,) = (store_dir / "tensors" / "processed").iterdir()
+    manifest = json.loads((prepared / "manifest.json").read_text())
+    assert sorted(s["source"] for s in manifest["samples"]) == ORIGINAL_FILES
+    assert manifest["generators"] == ["herwig", "pythia", "sherpa"]
+    metrics = json.loads((tmp_path / "ws" / "p1" / "output" / "results" / "metrics.json")
+                         .read_text())
+    assert "sig_test_svj" in json.dumps(metrics["per_signal"])

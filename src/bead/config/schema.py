@@ -28,6 +28,7 @@ from bead.models.catalog import MODELS, check_model_params
 from bead.project import check_name
 
 SCALERS = ("minmax", "standard", "robust", "log", "l2", "power", "quantile", "maxabs", "sincos")
+_BRANCH = r"^[A-Za-z_][A-Za-z0-9_]*$"  # a ROOT tree or branch name, as NanoAOD/Delphes spell them
 
 
 class SignalPointEntry(BaseModel):
@@ -141,6 +142,36 @@ class Config(BaseModel):
         "decay = mass_insertion|democratic} tables, one sig_test file each; values left out "
         "take the gen_* keys above; empty = the single point above")
     gen_seed: int = Field(1, ge=0, description="generation seed (same seed: identical files)")
+
+    # --- ROOT input (convert_root) ---
+    root_format: Literal["auto", "delphes", "nanoaod"] = Field(
+        "auto", description="ROOT file format: auto (detected from the tree), delphes or nanoaod")
+    root_tree: str = Field(
+        "auto", min_length=1, pattern=_BRANCH,
+        description="tree name; auto: Delphes (Delphes files) or Events (NanoAOD)")
+    root_jet_branch: str = Field(
+        "auto", min_length=1, pattern=_BRANCH,
+        description="jet collection; auto: Jet (Delphes) or FatJet (NanoAOD); e.g. FatJet, Jet")
+    root_cands_branch: str = Field(
+        "PFCands", min_length=1, pattern=_BRANCH,
+        description="NanoAOD constituents, indexed by <jet><cands>_jetIdx / _pFCandsIdx")
+    root_met_branch: str = Field(
+        "auto", min_length=1, pattern=_BRANCH,
+        description="MET; auto: MissingET (Delphes, else -sum of EFlow) or MET; e.g. PuppiMET")
+    root_btag_branch: str = Field(
+        "auto", min_length=1, pattern=_BRANCH,
+        description="jet b-tag field; auto: BTag / btagDDBvLV2 / btagDeepFlavB; none: no b-tag")
+    root_btag_wp: float = Field(
+        0.5, ge=0.0, description="NanoAOD: b-tagged when the discriminator >= this working point")
+    root_btag_bit: int = Field(
+        0, ge=0, le=31, description="Delphes: the bit of the BTag bitmask that means b-tagged")
+    root_jet_pt_min: float = Field(
+        0.0, ge=0.0, description="jets below this pt [GeV] are dropped at conversion (counted)")
+    root_jet_eta_max: float = Field(
+        0.0, ge=0.0, description="jets above this |eta| are dropped at conversion; 0: no cut")
+    root_min_jets: int = Field(
+        0, ge=0, le=1000,
+        description="events with fewer jets after the jet cuts are dropped (counted)")
 
     @field_validator("normalizations")
     @classmethod

@@ -27,6 +27,7 @@ _NAME = re.compile(
     r"(?:_(?P<tag>.+?))?\.csv(?:\.gz)?$"
 )
 _CSV_SUFFIXES = (".csv", ".csv.gz")
+ROOT_SUFFIX = ".root"
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,18 @@ def csv_stems(csv_dir: Path) -> set[str]:
     """The stems (store names) of the CSV entries in ``csv_dir``; none if it does not exist."""
     csv_dir = Path(csv_dir)
     return {_stem(p.name) for p in csv_dir.iterdir() if _is_csv(p)} if csv_dir.is_dir() else set()
+
+
+def is_root(path: Path) -> bool:
+    return path.name.endswith(ROOT_SUFFIX) and not path.name.startswith(".")
+
+
+def root_stems(root_dir: Path) -> set[str]:
+    """The stems (store names) of the ROOT files in ``root_dir``; none if it does not exist."""
+    root_dir = Path(root_dir)
+    if not root_dir.is_dir():
+        return set()
+    return {p.name[: -len(ROOT_SUFFIX)] for p in root_dir.iterdir() if is_root(p)}
 
 
 def _unreadable(path: Path) -> str | None:

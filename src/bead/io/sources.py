@@ -14,41 +14,18 @@ import logging
 import os
 from pathlib import Path
 
-import h5py
-import pyarrow.parquet as pq
-
-from bead.io.samples import csv_stems
+from bead.io.samples import csv_stems, root_stems
+from bead.io.store import is_original_store
 
 log = logging.getLogger(__name__)
 
 ORPHANED = "orphaned"
-ROOT_SUFFIX = ".root"
 
 
 def source_stems(data_dir: Path) -> set[str]:
     """The stems of the sample files under ``data_dir/csv`` and ``data_dir/root``."""
     data_dir = Path(data_dir)
-    root_dir = data_dir / "root"
-    roots = ({p.name.removesuffix(ROOT_SUFFIX) for p in root_dir.iterdir()
-              if p.name.lower().endswith(ROOT_SUFFIX)} if root_dir.is_dir() else set())
-    return csv_stems(data_dir / "csv") | roots
-
-
-def stored_source(path: Path) -> str | None:
-    """The source file name a BEAD store records, or None when it records none (a store of
-    the original BEAD, or a file that cannot be read: its reader will say why)."""
-    try:
-        if path.suffix == ".parquet":
-            meta = pq.read_schema(path).metadata or {}
-            source = meta.get(b"bead.source")
-            return source.decode() if source else None
-        with h5py.File(path, "r") as h5:
-            source = h5.attrs.get("source")
-    except (OSError, ValueError):
-        return None
-    if isinstance(source, bytes):
-        source = source.decode()
-    return str(source) if source else None
+    return csv_stems(data_dir / "csv") | root_stems(data_dir / "root")
 
 
 def set_aside_orphans(store_dir: Path, suffix: str, data_dir: Path) -> list[Path]:
@@ -61,7 +38,7 @@ def set_aside_orphans(store_dir: Path, suffix: str, data_dir: Path) -> list[Path
     orphans = sorted(p for p in store_dir.glob(f"*{suffix}")
                      if p.is_file() and not p.name.startswith(".")
                      and p.name.removesuffix(suffix) not in stems
-                     and stored_source(p) is not None)
+                     and not is_original_store(p))
     if not orphans:
         return []
     target = store_dir / ORPHANED

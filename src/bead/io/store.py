@@ -13,6 +13,7 @@ import os
 import secrets
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import h5py
 import numpy as np
@@ -221,10 +222,17 @@ def _h5_tables(chunk: EventChunk) -> dict[str, np.ndarray]:
 def _read_h5(path: Path) -> EventChunk:
     try:
         with h5py.File(path, "r") as h5:
+            if _is_original(h5):
+                return _read_original(path, h5)
             _check_version(path, h5.attrs.get("format_version"))
             events, jets, cons = (h5[name][()] for name in _H5_TABLES)
     except (OSError, KeyError) as exc:
         raise DataError(f"{path}: not a readable BEAD HDF5 store ({exc})") from exc
+    return _from_tables(path, events, jets, cons)
+
+
+def _from_tables(path: Path, events: Any, jets: Any, cons: Any) -> EventChunk:
+    """The chunk held by the three tables (record arrays or dicts of columns)."""
     return _make_chunk(
         path,
         evt_id=events["evt_id"], evt_weight=events["evt_weight"], met=events["met"],
@@ -232,6 +240,79 @@ def _read_h5(path: Path) -> EventChunk:
         jet_num_constits=jets["num_constits"], jet_btag=jets["b_tagged"],
         con_pid=cons["particle_id"], con_pt=cons["pt"], con_eta=cons["eta"], con_phi=cons["phi"],
     )
+
+
+# --- the original BEAD's HDF5 stores --------------------------------------------------------
+# Plain float32 2-D datasets, without a format_version attribute, whose columns are those of the
+# compound tables above, in the same order (SPEC §4.3). They are read as they are.
+
+
+def is_original_store(path: Path) -> bool:
+    """Whether ``path`` is a store written by the original BEAD (which has no source file to
+    convert it again from): an HDF5 file without ``format_version`` whose ``events``, ``jets``
+    and ``constituents`` are plain 2-D numeric datasets."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return _is_original(h5)
+    except OSError:
+        return False
+
+
+def _is_original(h5: h5py.File) -> bool:
+    if "format_version" in h5.attrs:
+        return False
+    datasets = [h5.get(name) for name in _H5_TABLES]
+    return all(isinstance(d, h5py.Dataset) and d.dtype.names is None and d.dtype.kind in "fiu"
+               and d.ndim == 2 for d in datasets)
+
+
+def _read_original(path: Path, h5: h5py.File) -> EventChunk:
+    where = f"{path}: original BEAD store"
+    tables = {}
+    for name, dtype in _H5_TABLES.items():
+        width = len(dtype.names)
+        if h5[name].shape[1] != width:
+            raise DataError(f"{where}: '{name}' has shape {h5[name].shape}, expected (N, {width})"
+                            f" with columns {', '.join(dtype.names)}")
+        table = h5[name][()].astype(np.float64)
+        bad = ~np.isfinite(table)
+        ints = [i for i, column in enumerate(dtype.names) if dtype[column].kind == "i"]
+        bad[:, ints] |= table[:, ints] != np.round(table[:, ints])
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            wanted = "an integer" if col in ints else "finite"
+            raise DataError(f"{where}: '{name}' row {row} column {dtype.names[col]} is "
+                            f"{float(table[row, col])}, not {wanted}")
+        tables[name] = {column: table[:, i].astype(np.int64 if i in ints else np.float64)
+                        for i, column in enumerate(dtype.names)}
+    events, jets, cons = tables.values()
+    for name, counts, other in (("events", "num_jets", "jets"),
+                                ("jets", "num_constits", "constituents")):
+        values, rows = tables[name][counts], len(tables[other]["evt_id"])
+        if (values < 0).any():
+            raise DataError(f"{where}: '{name}' row {np.argmax(values < 0)} has a negative "
+                            f"{counts}")
+        if values.sum() != rows:
+            raise DataError(f"{where}: the {counts} of '{name}' add up to {values.sum()}, but "
+                            f"'{other}' has {rows} rows")
+    chunk = _from_tables(path, events, jets, cons)
+    jet_owner, con_owner = chunk.jet_event_index(), chunk.constit_jet_index()
+    jet_evt_id = chunk.evt_id[jet_owner]
+    expected = (
+        ("jets", "evt_id", jets["evt_id"], jet_evt_id),
+        ("jets", "jet_index", jets["jet_index"], chunk.jet_index_in_event()),
+        ("constituents", "evt_id", cons["evt_id"], jet_evt_id[con_owner]),
+        ("constituents", "jet_index", cons["jet_index"], chunk.jet_index_in_event()[con_owner]),
+        ("constituents", "constituent_index", cons["constituent_index"],
+         chunk.constit_index_in_jet()),
+    )
+    for name, column, got, want in expected:
+        wrong = np.flatnonzero(got != want)
+        if len(wrong):
+            row = wrong[0]
+            raise DataError(f"{where}: '{name}' row {row} has {column} {got[row]}, but the "
+                            f"counts in 'events' and 'jets' put it at {want[row]}")
+    return chunk
 
 
 # --- Parquet --------------------------------------------------------------------------------

@@ -19,11 +19,13 @@ Column order: the kinematics, then the ``all`` extras, then b-tags, then the ``p
   ``dphi``, the constituent's position relative to its jet axis (dphi wrapped to [-pi, pi)):
   jet substructure then does not have to be learnt separately at every point of the detector.
 - ``jet_btag`` is the parent jet's b-tag, repeated on each of its constituents.
-- Particle classes (one-hot, from |pid|): ``is_photon`` 22, ``is_electron`` 11, ``is_muon`` 13;
-  every other code is a ``is_charged_hadron`` or ``is_neutral_hadron`` by its electric charge,
-  computed from the PDG quark digits of ``|pid| % 10000`` (so pi+, K+, p are charged; n, K_L,
-  K_S, Lambda neutral). Non-hadronic codes below 100 other than 11/13/22 count as charged when
-  they are 15, 17, 24 or 37 (tau, tau', W, H+) and neutral otherwise (neutrinos, Z, ...).
+- Particle classes (one-hot): ``is_photon`` 22, ``is_electron`` ±11, ``is_muon`` ±13; every
+  other id is an ``is_charged_hadron`` or ``is_neutral_hadron`` by its electric charge, taken
+  from the PDG table of scikit-hep's ``particle`` package (so pi+, K+, p, Sigma+ are charged;
+  n, K_L, K_S, Lambda neutral; a non-hadron such as a tau counts by its charge too). A valid id
+  that the table lacks (an exotic state) is charged by ``particle``'s PDG numbering-scheme
+  rules; an id that is not a PDG number at all (0, say) has no class: all five flags are 0,
+  and a warning names it. Each distinct id is looked up once.
 - Jet ``pt, eta, phi, mass`` are the four-vector sum of all its constituents (not only the kept
   ones); ``num_constits`` is its full constituent count, ``b_tagged`` is 0/1.
 - Event ``num_jets`` and ``ht`` (scalar sum of jet pt) count every jet of the event, not only
@@ -41,6 +43,7 @@ one-hots, never scaled).
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,6 +51,8 @@ import numpy as np
 
 from bead.io.events import EventChunk
 from bead.prepare.select import Selection, gather
+
+log = logging.getLogger(__name__)
 
 LEVELS = ("constituent", "jet", "event")
 PID_CLASSES = ("is_charged_hadron", "is_neutral_hadron", "is_photon", "is_electron", "is_muon")
@@ -104,21 +109,39 @@ class LevelFeatures:
 
 
 def particle_class(pid: np.ndarray) -> np.ndarray:
-    """Index into ``PID_CLASSES`` for every PDG id (see the module docstring)."""
-    code = np.abs(np.asarray(pid, dtype=np.int64))
-    digits = code % 10000
-    q1, q2, q3 = (digits // 10) % 10, (digits // 100) % 10, (digits // 1000) % 10
-    third = np.array([0, -1, 2, -1, 2, -1, 2, -1, 2, 0])  # 3 x quark charge by flavour digit
-    baryon = third[q1] + third[q2] + third[q3]
-    meson = third[q2] - third[q1]
-    hadron_charged = np.where(q3 > 0, baryon, meson) != 0
-    other_charged = np.isin(code, (15, 17, 24, 37))
-    charged = np.where(code < 100, other_charged, hadron_charged)
-    cls = np.where(charged, 0, 1)
-    cls[code == 22] = 2
-    cls[code == 11] = 3
-    cls[code == 13] = 4
-    return cls
+    """Index into ``PID_CLASSES`` for every PDG id, -1 for an id that is no PDG number (see the
+    module docstring)."""
+    unique, inverse = np.unique(np.asarray(pid, dtype=np.int64), return_inverse=True)
+    classes = np.array([_class_of(int(p)) for p in unique], dtype=np.int64)
+    unknown = unique[classes < 0]
+    if len(unknown):
+        log.warning("PDG ids that are no particle (all particle-class flags 0): %s",
+                    ", ".join(str(p) for p in unknown))
+    return classes[inverse].reshape(np.shape(pid))
+
+
+_NAMED_CLASS = {22: PID_CLASSES.index("is_photon"), 11: PID_CLASSES.index("is_electron"),
+                13: PID_CLASSES.index("is_muon")}
+
+
+@functools.cache
+def _class_of(pid: int) -> int:
+    """The class of one id: the named leptons and photon, else charged / neutral by charge."""
+    from particle import InvalidParticle, Particle, ParticleNotFound
+    from particle.pdgid import three_charge
+
+    if abs(pid) in _NAMED_CLASS:
+        return _NAMED_CLASS[abs(pid)]
+    try:
+        charge = Particle.from_pdgid(pid).charge
+    except (ParticleNotFound, InvalidParticle):
+        charge = None
+    if charge is None:
+        thirds = three_charge(pid)
+        if thirds is None:
+            return -1
+        charge = thirds / 3
+    return PID_CLASSES.index("is_charged_hadron" if charge != 0 else "is_neutral_hadron")
 
 
 def _wrap(angle: np.ndarray) -> np.ndarray:
