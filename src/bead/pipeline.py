@@ -21,6 +21,7 @@ from bead.config import (
     read_legacy_config,
 )
 from bead.errors import BeadError, DataError, UsageError
+from bead.fileio import remove_stale_temporaries
 from bead.project import ProjectPaths, workspaces_root
 
 log = logging.getLogger(__name__)
@@ -142,9 +143,12 @@ def mode_convert_csv(paths: ProjectPaths, opts: RunOptions, result: RunResult) -
     config = _config(paths, "convert_csv", opts)
     from bead.io.convert import convert_csv_dir
 
-    convert_csv_dir(paths.csv_dir, paths.store_dir(config.file_type), fmt=config.file_type,
+    store_dir = paths.store_dir(config.file_type)
+    remove_stale_temporaries(store_dir)
+    convert_csv_dir(paths.csv_dir, store_dir, fmt=config.file_type,
                     chunk_size=config.chunk_size, on_bad_row=config.on_bad_row,
-                    progress=opts.progress)
+                    progress=opts.progress, workers=config.parallel_workers,
+                    h5_compression=config.h5_compression)
 
 
 def _warn_on_orphan_stores(paths: ProjectPaths, store_dir: Path, suffix: str) -> None:
@@ -166,6 +170,7 @@ def mode_prepare_inputs(paths: ProjectPaths, opts: RunOptions, result: RunResult
 
     store_dir = paths.store_dir(config.file_type)
     _warn_on_orphan_stores(paths, store_dir, store_suffix(config.file_type))
+    remove_stale_temporaries(paths.tensors_dir)
     prepare_inputs(config, store_dir, paths.tensors_dir, progress=opts.progress)
 
 
