@@ -21,6 +21,7 @@ import pytest
 
 from bead import interrupt
 from bead.cli import main
+from bead.io.convert import PARALLEL_MIN_BYTES
 from bead.io.csv_write import write_bead_csv
 from bead.io.events import EventChunk
 from bead.pipeline import RunResult
@@ -29,9 +30,9 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 
 WS, PROJ = "ws", "p"
 # One file bigger than half of the sample (cut into blocks when converted by 2 processes) and
-# three smaller ones.
-SAMPLE = {"bkg_train_big.csv": 2000, "bkg_test_a.csv": 500, "bkg_test_b.csv": 500,
-          "sig_test_c.csv": 500}
+# three smaller ones: 5,700 events, 17 MB, just enough to be converted in parallel.
+SAMPLE = {"bkg_train_big.csv": 3600, "bkg_test_a.csv": 700, "bkg_test_b.csv": 700,
+          "sig_test_c.csv": 700}
 MARKER = "── convert_csv ──"
 
 
@@ -130,6 +131,7 @@ def workspace(tmp_path_factory) -> Path:
     csv_dir.mkdir(parents=True, exist_ok=True)
     for seed, (name, n) in enumerate(SAMPLE.items()):
         write_bead_csv(csv_dir / name, [_events(n, seed)])
+    assert sum(p.stat().st_size for p in csv_dir.iterdir()) > PARALLEL_MIN_BYTES
     _set_config(root, chunk_size=300)
     return root
 

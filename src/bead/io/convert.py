@@ -15,26 +15,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from typing import TYPE_CHECKING
 
 from bead.interrupt import check_interrupted
 from bead.io.csv_read import BadRowReport, Segment, check_options, is_gzip, iter_csv_chunks
 from bead.io.samples import discover_csvs, parse_sample_name
 from bead.io.store import StoreWriter, h5_filters, store_suffix
 
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
 logger = logging.getLogger(__name__)
 
-# Below this much CSV in total, starting worker processes costs more than it saves.
-PARALLEL_MIN_BYTES = 8 << 20
+# Below this much CSV in total, starting worker processes (about half a second, as each imports
+# numpy, pyarrow and h5py) costs about what it saves.
+PARALLEL_MIN_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -98,6 +93,16 @@ def convert_csv_dir(
     A failure leaves no partial output, and an existing store of the same name is replaced only
     once its new version is complete.
     """
+    from rich.console import Console  # here, not at import: workers need no progress bar
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     settings = ConvertSettings(fmt, chunk_size, on_bad_row, h5_compression)
     suffix = store_suffix(fmt)
     csvs = discover_csvs(Path(csv_dir))

@@ -10,16 +10,13 @@ they check after every block. Results, log lines and errors are taken in file or
 from __future__ import annotations
 
 import contextlib
-import logging
 import multiprocessing
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any
-
-from rich.progress import Progress
+from typing import TYPE_CHECKING, Any
 
 from bead import interrupt
 from bead.errors import BeadError
@@ -33,10 +30,11 @@ from bead.io.convert import (
 from bead.io.csv_read import BadRowReport, Block, ChunkAssembler, Segment, parse_segment
 from bead.io.store import StoreWriter
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 _POLL_S = 0.1  # how often the parent looks at progress and signals while it waits
-_DRAIN_S = 30.0  # how long stopped workers get to finish their block and clean up
+_DRAIN_S = 10.0  # how long stopped workers get to finish their block and clean up
 
 # Set in each worker by _init_worker: bytes read per file (for the progress bar) and the
 # per-file flags the parent raises to stop work on a file.
@@ -88,6 +86,14 @@ class _SplitWrite:
     writer: StoreWriter | None = None
     assembler: ChunkAssembler | None = None
 
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        return self.job.segments or ()
+
+    def can_submit(self, ahead: int) -> bool:
+        """Whether a next block is left and fewer than ``ahead`` wait to be written."""
+        return self.submitted < len(self.segments) and self.submitted - self.written < ahead
+
     def open(self) -> None:
         self.writer = self.settings.writer(self.job)
         self.writer.__enter__()
@@ -96,7 +102,6 @@ class _SplitWrite:
     def write_ready(self) -> ConversionResult | None:
         """Append the parsed blocks that are next in order; the result once all are written."""
         assert self.writer is not None and self.assembler is not None
-        segments = self.job.segments or ()
         while self.written in self.parsed:
             chunk = self.assembler.add(self.parsed.pop(self.written))
             if chunk is not None:
@@ -104,7 +109,7 @@ class _SplitWrite:
                 self.n_events += chunk.n_events
             self.written += 1
             interrupt.check_interrupted()
-        if self.written < len(segments):
+        if self.written < len(self.segments):
             return None
         self.assembler.finish()
         writer, self.writer = self.writer, None
@@ -112,8 +117,7 @@ class _SplitWrite:
         return make_result(self.job, self.n_events, self.report, time.perf_counter() - self.start)
 
     def bytes_done(self) -> int:
-        segments = self.job.segments or ()
-        return segments[self.written - 1].end if self.written else 0
+        return self.segments[self.written - 1].end if self.written else 0
 
     def discard(self) -> None:
         if self.writer is not None:
@@ -189,12 +193,10 @@ class _Run:
         (at most ``workers + 1`` ahead of the writing), else the next whole file."""
         while len(self.in_flight) <= self.workers:
             split = self._current_split()
-            segments = split.job.segments or () if split is not None else ()
-            if split is not None and split.submitted < len(segments) \
-                    and split.submitted - split.written <= self.workers:
+            if split is not None and split.can_submit(self.workers + 1):
                 job, segment = split.job, split.submitted
                 split.submitted += 1
-                args: tuple[Any, ...] = (_parse, segments[segment], job.index)
+                args: tuple[Any, ...] = (_parse, split.segments[segment], job.index)
             elif self.wholes:
                 job, segment = self.wholes.pop(0), None
                 args = (_convert_whole, job, self.settings)
@@ -222,8 +224,6 @@ class _Run:
             value = future.result()
         except BrokenProcessPool as exc:
             self._broken(job, exc)
-        except KeyboardInterrupt:
-            raise
         except Exception as exc:  # the file's own error, reported once earlier files are done
             self._fail(job, exc)
             return

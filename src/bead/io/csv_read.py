@@ -321,7 +321,7 @@ def _parse_block(lines: list[bytes], header: bytes, first_line: int) -> Block:
         return Block(None, 0, empty, empty.astype(np.int8))
     rows = lines if n == len(lines) else [lines[i] for i in data]
     text = b"\n".join([*rows, b""])  # every row newline-terminated
-    ncells = _cells_per_line(text, lens[data])
+    ncells = _cells_per_line(rows)
     values, cell_codes = _parse_cells(_one_cell_per_line(text))
     offsets = np.cumsum(ncells) - ncells
 
@@ -365,11 +365,10 @@ def _data_lines(lines: list[bytes], lens: np.ndarray, header: bytes) -> np.ndarr
     return np.setdiff1d(candidates, headers) if headers else candidates
 
 
-def _cells_per_line(text: bytes, lens: np.ndarray) -> np.ndarray:
-    """Number of cells in each newline-terminated line of ``text`` (commas + 1)."""
-    ends = np.cumsum(lens + 1)
-    commas = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord(","))
-    return np.diff(np.searchsorted(commas, ends), prepend=0) + 1
+def _cells_per_line(rows: list[bytes]) -> np.ndarray:
+    """Number of cells in each row (commas + 1); ``bytes.count`` beats a numpy pass over the
+    whole block."""
+    return np.fromiter((row.count(b",") for row in rows), dtype=np.int64, count=len(rows)) + 1
 
 
 def _one_cell_per_line(text: bytes) -> bytes:
