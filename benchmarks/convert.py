@@ -14,7 +14,9 @@ step alike):
     Parquet; and, in one process, Parquet with other codecs.
 Each line gives seconds, events/s, MB/s, the speed ratio to the baseline (>1: faster than
 numpy's parse) and, for the whole conversions, the speed against the original BEAD's 74 s
-(issue 10's figure for that sample, not measured here), plus the store size.
+(issue 10's figure for that sample, not measured here), plus the store size. Each round also
+measures how free the machine's cores are (2 processes against 1 on a zlib loop), since a
+parallel run can only gain where another core is idle.
 
     python benchmarks/convert.py [--files 8] [--events 3460] [--csv-dir DIR] [--repeats 3]
 """
@@ -24,10 +26,13 @@ from __future__ import annotations
 import argparse
 import gzip
 import io
+import multiprocessing
 import shutil
 import tempfile
 import time
+import zlib
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +144,22 @@ def timed(run: Callable[[], object]) -> tuple[float, object]:
     return time.perf_counter() - start, result
 
 
+def _zlib_work(data: bytes) -> int:
+    return len(zlib.compress(data, 1))
+
+
+def free_cores(seconds: float = 2.0) -> float:
+    """How much faster 2 processes run a plain zlib loop than 1, in this call: 2.0 when two
+    cores are free, about 1.0 when other jobs keep one busy (then 2 workers cannot gain)."""
+    data = np.random.default_rng(0).bytes(1 << 22)
+    one, _ = timed(lambda: [_zlib_work(data) for _ in range(4)])
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(2, mp_context=ctx) as pool:
+        list(pool.map(_zlib_work, [data, data]))  # started
+        two, _ = timed(lambda: list(pool.map(_zlib_work, [data] * 8)))
+    return 2 * one / two
+
+
 def make_sample(csv_dir: Path, files: int, events: int) -> None:
     start = time.perf_counter()
     for k in range(files):
@@ -206,7 +227,9 @@ def main() -> None:
 
         best = dict.fromkeys(steps, np.inf)
         answers: dict[str, object] = {}
+        cores = []
         for _ in range(args.repeats):
+            cores.append(free_cores())
             for name, run in steps.items():
                 seconds, answers[name] = timed(run)
                 best[name] = min(best[name], seconds)
@@ -227,6 +250,10 @@ def main() -> None:
                   + (f"{vs_orig:6.1f}x {size:8.1f}" if whole else f"{'':>7} {'':>8}"))
         print(f"goal: the whole conversion >= 20x the original ({ORIGINAL_S / 20:.1f} s for "
               f"{ORIGINAL_EVENTS} events) and >= 0.5x numpy's parse")
+        print("free cores: 2 processes ran a zlib loop "
+              + ", ".join(f"{c:.2f}x" for c in cores) + " as fast as 1 in the rounds (2.00x "
+              "when two cores are free; near 1 when other jobs hold one, and then 2 workers "
+              "cannot gain)")
     finally:
         shutil.rmtree(work)
 

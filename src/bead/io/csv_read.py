@@ -65,6 +65,7 @@ _MAX_EXACT_INT = 2.0**53
 _NUMBER = r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|(?i:nan|inf|infinity))$"
 _READ_ERRORS = (OSError, EOFError, zlib.error)
 _SCAN_BYTES = 1 << 23  # read size when looking for line ends
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ class ChunkAssembler:
 
 
 def check_options(chunk_size: int, on_bad_row: str) -> None:
+    """Usage errors for reader options, before any file is opened."""
     if on_bad_row not in ON_BAD_ROW:
         raise UsageError(f"on_bad_row must be one of {', '.join(ON_BAD_ROW)}, not {on_bad_row!r}")
     if chunk_size < 1:
@@ -178,7 +180,7 @@ def _open(path: Path) -> BinaryIO:
 def is_gzip(path: Path) -> bool:
     """Whether ``path`` is gzip-compressed (by its magic bytes, not its name)."""
     with _open(Path(path)) as raw:
-        return raw.read(2) == b"\x1f\x8b"
+        return raw.read(2) == _GZIP_MAGIC
 
 
 def iter_csv_chunks(
@@ -201,7 +203,7 @@ def iter_csv_chunks(
     path = Path(path)
     assembler = ChunkAssembler(path, on_bad_row, report if report is not None else BadRowReport())
     with _open(path) as raw:
-        is_gz = raw.read(2) == b"\x1f\x8b"
+        is_gz = raw.read(2) == _GZIP_MAGIC
         raw.seek(0)
         stream: BinaryIO = gzip.GzipFile(fileobj=raw) if is_gz else raw
         header, line_no = _read_header(path, stream)
