@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bead.errors import DataError
 from bead.interrupt import check_interrupted
 from bead.io.csv_read import BadRowReport, Segment, check_options, is_gzip, iter_csv_chunks
 from bead.io.samples import discover_csvs, parse_sample_name
@@ -142,7 +143,10 @@ def split_large_files(jobs: list[FileJob], workers: int, chunk_size: int) -> lis
     split = []
     for job in jobs:
         if job.size > share and not is_gzip(job.csv):
-            segments = tuple(plan_segments(job.csv, chunk_size))
+            try:
+                segments = tuple(plan_segments(job.csv, chunk_size))
+            except DataError:  # reported in file order when the file is converted whole
+                segments = ()
             if len(segments) > 1:
                 job = FileJob(job.index, job.csv, job.output, job.size, segments)
         split.append(job)
