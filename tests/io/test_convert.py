@@ -65,8 +65,10 @@ def test_converts_every_csv(csv_dir: Path, tmp_path: Path, fmt: str,
     assert "events/s" in caplog.text
 
 
-def test_progress_bar_runs(csv_dir: Path, tmp_path: Path) -> None:
-    results = convert_csv_dir(csv_dir, tmp_path / "store", progress=True)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_progress_bar_runs(csv_dir: Path, tmp_path: Path, workers: int) -> None:
+    results = convert_csv_dir(csv_dir, tmp_path / "store", progress=True, workers=workers,
+                              parallel_min_bytes=0)
     assert sum(r.n_events for r in results) == 4
 
 
