@@ -111,7 +111,12 @@ def convert_csv_dir(
     jobs = [FileJob(i, csv, out_dir / (parse_sample_name(csv).stem + suffix), csv.stat().st_size)
             for i, csv in enumerate(csvs)]
     total = sum(job.size for job in jobs)
-    workers = workers if total >= parallel_min_bytes else 1
+    if workers > 1 and total >= parallel_min_bytes:
+        jobs = split_large_files(jobs, workers, chunk_size)
+        tasks = sum(len(job.segments) if job.segments else 1 for job in jobs)
+        workers = min(workers, tasks)
+    else:
+        workers = 1
     columns = (
         TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
         TimeRemainingColumn(),
@@ -122,7 +127,6 @@ def convert_csv_dir(
         if workers > 1:
             from bead.io.convert_pool import convert_parallel
 
-            jobs = split_large_files(jobs, workers, chunk_size)
             results = convert_parallel(jobs, workers, settings, bar, task, log_result)
         else:
             results = _convert_serial(jobs, settings, bar, task)
