@@ -1,13 +1,10 @@
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from bead.cli import interrupt_on_sigterm, main
+from bead.cli import main
 from bead.errors import UsageError
 from bead.pipeline import parse_chain
 
@@ -90,19 +87,6 @@ def test_keys_not_implemented_yet_are_reported(tmp_path: Path, capsys) -> None:
     main(["-m", "convert_csv", "-p", "ws", "p1", "--workspaces", str(tmp_path)])
     out = " ".join("".join(capsys.readouterr()).split())
     assert "use_ddp = true not implemented yet; ignored" in out
-
-
-def test_sigterm_stops_a_run_like_ctrl_c() -> None:
-    # A batch system's time limit sends SIGTERM: atomic writes must get to clean up.
-    before = signal.getsignal(signal.SIGTERM)
-    restore = interrupt_on_sigterm()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(1)
-    finally:
-        restore()
-    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_misplaced_options_are_usage_errors(tmp_path: Path) -> None:

@@ -1,24 +1,33 @@
-"""Command line: parse arguments, run one pipeline function, map errors to exit codes (SPEC §1)."""
+"""Command line: parse arguments, run one pipeline function, map errors to exit codes (SPEC §1).
+
+SIGINT and SIGTERM end every mode with ``bead: interrupted`` and exit status 1, whenever they
+arrive (:mod:`bead.interrupt`): the handlers go in first, before the pipeline (and pydantic) is
+imported, a signal is never followed by exit status 0, and the process ends without Python's
+teardown, during which a signal would meet the default handlers again.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-import signal
+import os
 import sys
-import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
-from bead import __version__
+from bead import __version__, interrupt
 from bead.errors import BeadError
-from bead.pipeline import CHAIN_TOKENS, MODES, RunOptions, run_mode
 
 log = logging.getLogger("bead")
+INTERRUPTED = "bead: interrupted"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from bead.pipeline import CHAIN_TOKENS, MODES
+
     parser = argparse.ArgumentParser(
         prog="bead",
         description="Background Enrichment for Anomaly Detection.",
@@ -67,20 +76,40 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def interrupt_on_sigterm() -> Callable[[], None]:
-    """Treat SIGTERM (a batch system's time limit, ``kill``) like Ctrl-C, so temporary files are
-    removed and the run ends with one line; returns the function that restores the handler."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv``. When None, ``sys.argv`` is this whole process: a signal
+    after the outcome is decided still ends it with status 1, and it ends at once."""
+    interrupt.reset()
+    try:
+        with interrupt.stop_on_signals():
+            try:
+                code = _run(argv)
+                interrupt.check_interrupted()  # a signal whose exception Python swallowed
+            finally:
+                if argv is None:
+                    interrupt.exit_on_late_signals(INTERRUPTED)
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        code = 1
+    if argv is None:
+        _leave(code)
+    return code
+
+
+def _leave(code: int) -> NoReturn:
+    """End the process now. Python's own teardown would only put back the default signal
+    handlers (a signal would then kill the process without a word) and spend time on nothing
+    this process still needs: every output is written and closed by now."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    from bead.pipeline import RunOptions, run_mode
+
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     options = RunOptions(
@@ -92,18 +121,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress=not args.no_progress,
         verbose=args.verbose,
     )
-    terminate = interrupt_on_sigterm()
     try:
         result = run_mode(options)
     except BeadError as err:
+        if interrupt.interrupted():  # a failure that the interrupt caused
+            raise KeyboardInterrupt from err
         return _fail(err, err.exit_code, args.verbose)
-    except KeyboardInterrupt:
-        print("bead: interrupted", file=sys.stderr)
-        return 1
     except Exception as err:  # the CLI turns every failure into one line
+        if interrupt.interrupted():
+            raise KeyboardInterrupt from err
         return _fail(err, 1, args.verbose, unexpected=True)
-    finally:
-        terminate()
+    interrupt.check_interrupted()
     if result.metrics is not None:
         print_summary(result.metrics)
     if result.plots:

@@ -21,6 +21,7 @@ from bead.config import (
     read_legacy_config,
 )
 from bead.errors import BeadError, DataError, UsageError
+from bead.fileio import remove_stale_temporaries
 from bead.prepare.manifest import prepared_dir
 from bead.project import ProjectPaths, workspaces_root
 
@@ -148,9 +149,11 @@ def mode_convert_csv(paths: ProjectPaths, opts: RunOptions, result: RunResult) -
 
     check_no_stem_clash(paths.csv_dir, paths.root_dir)
     store_dir = paths.store_dir(config.file_type)
+    remove_stale_temporaries(store_dir)
     convert_csv_dir(paths.csv_dir, store_dir, fmt=config.file_type,
                     chunk_size=config.chunk_size, on_bad_row=config.on_bad_row,
-                    progress=opts.progress)
+                    progress=opts.progress, workers=config.parallel_workers,
+                    h5_compression=config.h5_compression)
     set_aside_orphans(store_dir, store_suffix(config.file_type), paths.data_dir)
 
 
@@ -179,8 +182,9 @@ def mode_prepare_inputs(paths: ProjectPaths, opts: RunOptions, result: RunResult
 
     store_dir = paths.store_dir(config.file_type)
     set_aside_orphans(store_dir, store_suffix(config.file_type), paths.data_dir)
-    prepare_inputs(config, store_dir, prepared_dir(paths.tensors_dir, config),
-                   progress=opts.progress)
+    tensors = prepared_dir(paths.tensors_dir, config)
+    remove_stale_temporaries(tensors)
+    prepare_inputs(config, store_dir, tensors, progress=opts.progress)
 
 
 def mode_train(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:

@@ -4,6 +4,7 @@ original BEAD's plain float32 stores."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import fields
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from numpy.lib import recfunctions
 
 from bead.errors import DataError, UsageError
+from bead.fileio import remove_stale_temporaries
 from bead.io.events import EventChunk
 from bead.io.store import StoreWriter, is_original_store, read_store, store_suffix
 
@@ -72,7 +74,6 @@ def test_h5_tables_have_named_integer_columns(tmp_path: Path) -> None:
         assert h5.attrs["source"] == "bkg_train_x.csv"
         assert h5.attrs["format_version"] == 1
         events, jets, cons = h5["events"][()], h5["jets"][()], h5["constituents"][()]
-        assert h5["constituents"].compression is not None
     assert events.dtype.names == ("evt_id", "evt_weight", "met", "met_phi", "num_jets")
     assert jets.dtype.names == ("evt_id", "jet_index", "num_constits", "b_tagged", "jet_pt",
                                 "jet_eta", "jet_phi")
@@ -106,6 +107,53 @@ def test_parquet_is_a_jagged_record_for_awkward_and_pyarrow(tmp_path: Path) -> N
     table = pq.read_table(path)
     assert table.column("jets").to_pylist()[1] == []
     assert table.schema.metadata[b"bead.source"] == b"bkg_train_x.csv"
+
+
+# The standard HDF5 filters every reader has (H5Z_FILTER_DEFLATE, H5Z_FILTER_SHUFFLE): no
+# h5py-only filter such as lzf.
+STANDARD_FILTERS = {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE}
+
+
+@pytest.mark.parametrize(("compression", "filters"), [
+    ("none", set()), ("gzip", {h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE})])
+def test_h5_compression_uses_standard_filters_only(tmp_path: Path, compression: str,
+                                                   filters: set[int]) -> None:
+    path = tmp_path / "s.h5"
+    with StoreWriter(path, "h5", h5_compression=compression) as writer:
+        for chunk in CHUNKS:
+            writer.append(chunk)
+    with h5py.File(path, "r") as h5:
+        for name in ("events", "jets", "constituents"):
+            plist = h5[name].id.get_create_plist()
+            used = {plist.get_filter(i)[0] for i in range(plist.get_nfilters())}
+            assert used == filters and used <= STANDARD_FILTERS, name
+    assert_same(EventChunk.concatenate(CHUNKS), read_store(path))
+    with pytest.raises(UsageError, match="h5_compression must be one of none, gzip, not 'lzf'"):
+        StoreWriter(path, "h5", h5_compression="lzf")
+
+
+@pytest.mark.parametrize("fmt", ["h5", "parquet"])
+def test_the_temporary_file_names_its_writer(tmp_path: Path, fmt: str) -> None:
+    # While a store is written, its temporary file carries this process's id, so a later run
+    # never removes it as stale; once the writer is gone, it would.
+    path = tmp_path / f"s{store_suffix(fmt)}"
+    with StoreWriter(path, fmt) as writer:
+        writer.append(CHUNKS[0])
+        (tmp,) = tmp_path.iterdir()
+        assert tmp.name.startswith(f".{path.name}.") and tmp.name.endswith(".tmp")
+        assert f"-{os.getpid()}." in tmp.name
+        assert remove_stale_temporaries(tmp_path) == []
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+@pytest.mark.parametrize("fmt", ["h5", "parquet"])
+def test_abort_removes_the_temporary_file(tmp_path: Path, fmt: str) -> None:
+    path = write(tmp_path / f"s{store_suffix(fmt)}", fmt, CHUNKS[:1])
+    writer = StoreWriter(path, fmt).__enter__()
+    writer.append(CHUNKS[1])
+    writer.abort()
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
+    assert_same(CHUNKS[0], read_store(path))
 
 
 @pytest.mark.parametrize("fmt", ["h5", "parquet"])

@@ -53,7 +53,11 @@ class Config(BaseModel):
     # --- data ---
     file_type: Literal["h5", "parquet"] = Field(
         "h5", description="store format written by convert_csv")
-    parallel_workers: int = Field(2, ge=1, le=256, description="worker processes for generation")
+    h5_compression: Literal["none", "gzip"] = Field(
+        "none", description="HDF5 store compression: none (fastest) or gzip (level 1 + shuffle: "
+        "half the size, twice the conversion time)")
+    parallel_workers: int = Field(
+        2, ge=1, le=256, description="worker processes for generation and CSV conversion")
     chunk_size: int = Field(10000, ge=1, description="events per chunk when converting CSVs")
     on_bad_row: Literal["error", "skip"] = Field(
         "error", description="malformed CSV rows: stop with an error, or skip and report counts")

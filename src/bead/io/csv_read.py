@@ -5,14 +5,20 @@ right-padded with empty cells. Each block of lines is parsed in one go (pyarrow 
 cells into one float column) and the jagged layout is then walked with numpy across all rows at
 once, one jet slot at a time, so no Python runs per cell or per constituent. Memory is bounded by
 ``chunk_size`` lines.
+
+A plain (not gzipped) file can also be cut into :class:`Segment`s, the same blocks of lines the
+streaming reader takes, that other processes parse (:func:`parse_segment`); a
+:class:`ChunkAssembler` then turns the parsed blocks, in file order, into exactly the chunks and
+errors that :func:`iter_csv_chunks` gives.
 """
 
 from __future__ import annotations
 
 import gzip
+import os
 import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
@@ -58,6 +64,8 @@ _EVENT_CELLS = 4  # evtwt, met, metphi, njets
 _MAX_EXACT_INT = 2.0**53
 _NUMBER = r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|(?i:nan|inf|infinity))$"
 _READ_ERRORS = (OSError, EOFError, zlib.error)
+_SCAN_BYTES = 1 << 23  # read size when looking for line ends
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True)
@@ -96,13 +104,83 @@ class BadRowReport:
 
 
 @dataclass(frozen=True)
-class _Block:
-    """What one block of lines gave: good events, and the rejected rows by line."""
+class Block:
+    """What one block of lines gave: good events (``evt_id`` counted from the block's first
+    event row), the number of event rows, and the rejected rows by line."""
 
     chunk: EventChunk | None
     n_rows: int
     bad_lines: np.ndarray
     bad_codes: np.ndarray
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Whole lines ``[start, end)`` (bytes) of a plain CSV, the first being line ``first_line``:
+    one block of :func:`iter_csv_chunks`, to be parsed elsewhere."""
+
+    path: Path
+    start: int
+    end: int
+    first_line: int
+    header: bytes
+
+
+class ChunkAssembler:
+    """Turns the blocks of one file, in file order, into its chunks: ``evt_id`` becomes the
+    position among the file's event rows, and bad rows raise (``on_bad_row="error"``) or are
+    counted in ``report``."""
+
+    def __init__(self, path: Path, on_bad_row: str, report: BadRowReport) -> None:
+        self.path = path
+        self.on_bad_row = on_bad_row
+        self.report = report
+        self.n_rows = 0
+        self.n_events = 0
+
+    def add(self, block: Block) -> EventChunk | None:
+        """The block's good events (None when it has none); raises on a bad row in error mode."""
+        base = self.n_rows
+        self.n_rows += block.n_rows
+        for line, code in zip(block.bad_lines.tolist(), block.bad_codes.tolist(), strict=True):
+            bad = BadRow(str(self.path), line, REASONS[code])
+            if self.on_bad_row == "error":
+                raise DataError(str(bad))
+            self.report.add(bad)
+        if block.chunk is None or not block.chunk.n_events:
+            return None
+        self.n_events += block.chunk.n_events
+        return replace(block.chunk, evt_id=block.chunk.evt_id + base) if base else block.chunk
+
+    def finish(self) -> None:
+        """Raise if the file had no event rows, or only bad ones."""
+        if self.n_rows == 0:
+            raise DataError(f"{self.path}: no events after the header")
+        if self.n_events == 0:
+            raise DataError(
+                f"{self.path}: no valid events, all rows were bad: {self.report.summary()}"
+            )
+
+
+def check_options(chunk_size: int, on_bad_row: str) -> None:
+    """Usage errors for reader options, before any file is opened."""
+    if on_bad_row not in ON_BAD_ROW:
+        raise UsageError(f"on_bad_row must be one of {', '.join(ON_BAD_ROW)}, not {on_bad_row!r}")
+    if chunk_size < 1:
+        raise UsageError(f"chunk_size must be at least 1, not {chunk_size}")
+
+
+def _open(path: Path) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+
+
+def is_gzip(path: Path) -> bool:
+    """Whether ``path`` is gzip-compressed (by its magic bytes, not its name)."""
+    with _open(Path(path)) as raw:
+        return raw.read(2) == _GZIP_MAGIC
 
 
 def iter_csv_chunks(
@@ -121,40 +199,78 @@ def iter_csv_chunks(
     and counted in ``report``. ``on_bytes`` is called with the bytes of the file consumed so far
     (compressed bytes for ``.gz``), for progress bars.
     """
-    if on_bad_row not in ON_BAD_ROW:
-        raise UsageError(f"on_bad_row must be one of {', '.join(ON_BAD_ROW)}, not {on_bad_row!r}")
-    if chunk_size < 1:
-        raise UsageError(f"chunk_size must be at least 1, not {chunk_size}")
+    check_options(chunk_size, on_bad_row)
     path = Path(path)
-    report = report if report is not None else BadRowReport()
-    try:
-        raw = path.open("rb")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot open: {exc.strerror or exc}") from exc
-    with raw:
-        is_gzip = raw.read(2) == b"\x1f\x8b"
+    assembler = ChunkAssembler(path, on_bad_row, report if report is not None else BadRowReport())
+    with _open(path) as raw:
+        is_gz = raw.read(2) == _GZIP_MAGIC
         raw.seek(0)
-        stream: BinaryIO = gzip.GzipFile(fileobj=raw) if is_gzip else raw
+        stream: BinaryIO = gzip.GzipFile(fileobj=raw) if is_gz else raw
         header, line_no = _read_header(path, stream)
-        n_rows = n_events = 0
         while lines := _read_lines(path, stream, chunk_size):
-            block = _parse_block(lines, header, line_no + 1, n_rows)
+            block = _parse_block(lines, header, line_no + 1)
             line_no += len(lines)
-            n_rows += block.n_rows
-            for line, code in zip(block.bad_lines.tolist(), block.bad_codes.tolist(), strict=True):
-                bad = BadRow(str(path), line, REASONS[code])
-                if on_bad_row == "error":
-                    raise DataError(str(bad))
-                report.add(bad)
+            chunk = assembler.add(block)
             if on_bytes is not None:
                 on_bytes(raw.tell())
-            if block.chunk is not None and block.chunk.n_events:
-                n_events += block.chunk.n_events
-                yield block.chunk
-    if n_rows == 0:
-        raise DataError(f"{path}: no events after the header")
-    if n_events == 0:
-        raise DataError(f"{path}: no valid events, all rows were bad: {report.summary()}")
+            if chunk is not None:
+                yield chunk
+    assembler.finish()
+
+
+def plan_segments(path: Path, chunk_size: int) -> list[Segment]:
+    """Cut a plain CSV into the blocks of ``chunk_size`` lines that :func:`iter_csv_chunks`
+    would read, by finding every ``chunk_size``-th line end (no parsing)."""
+    path = Path(path)
+    segments = []
+    with _open(path) as raw:
+        header, line_no = _read_header(path, raw)
+        start = raw.tell()
+        size = os.fstat(raw.fileno()).st_size
+        ends = _line_ends(path, raw, start, chunk_size)
+    for k, end in enumerate([*ends, size] if not ends or ends[-1] < size else ends):
+        if end > start:
+            segments.append(Segment(path, start, end, line_no + 1 + k * chunk_size, header))
+        start = end
+    return segments
+
+
+def _line_ends(path: Path, raw: BinaryIO, start: int, every: int) -> list[int]:
+    """Byte offsets just after every ``every``-th newline from ``start`` on."""
+    ends: list[int] = []
+    need = every  # newlines until the next end
+    pos = start
+    while True:
+        try:
+            piece = raw.read(_SCAN_BYTES)
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read: {exc}") from exc
+        if not piece:
+            return ends
+        n = piece.count(b"\n")
+        if n >= need:
+            newlines = np.flatnonzero(np.frombuffer(piece, dtype=np.uint8) == ord("\n"))
+            picked = newlines[need - 1::every]
+            ends += (pos + picked + 1).tolist()
+            need = every - (n - need) % every
+        else:
+            need -= n
+        pos += len(piece)
+
+
+def parse_segment(segment: Segment) -> Block:
+    """Parse one segment (in any process): the same block :func:`iter_csv_chunks` parses."""
+    try:
+        with _open(segment.path) as raw:
+            raw.seek(segment.start)
+            data = raw.read(segment.end - segment.start)
+    except OSError as exc:
+        raise DataError(f"{segment.path}: cannot read: {exc}") from exc
+    lines = data.split(b"\n")
+    if data.endswith(b"\n"):
+        lines.pop()
+    return _parse_block([line.rstrip(_PAD) for line in lines], segment.header,
+                        segment.first_line)
 
 
 def _read_lines(path: Path, stream: BinaryIO, n: int) -> list[bytes]:
@@ -196,7 +312,7 @@ def _is_utf8(line: bytes) -> bool:
     return True
 
 
-def _parse_block(lines: list[bytes], header: bytes, first_line: int, evt_base: int) -> _Block:
+def _parse_block(lines: list[bytes], header: bytes, first_line: int) -> Block:
     """Parse stripped lines: skip blank and repeated header lines, validate and decode events."""
     lens = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
     data = _data_lines(lines, lens, header)
@@ -204,10 +320,10 @@ def _parse_block(lines: list[bytes], header: bytes, first_line: int, evt_base: i
     line_numbers = first_line + data
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return _Block(None, 0, empty, empty.astype(np.int8))
+        return Block(None, 0, empty, empty.astype(np.int8))
     rows = lines if n == len(lines) else [lines[i] for i in data]
     text = b"\n".join([*rows, b""])  # every row newline-terminated
-    ncells = _cells_per_line(text, lens[data])
+    ncells = _cells_per_line(rows)
     values, cell_codes = _parse_cells(_one_cell_per_line(text))
     offsets = np.cumsum(ncells) - ncells
 
@@ -224,7 +340,7 @@ def _parse_block(lines: list[bytes], header: bytes, first_line: int, evt_base: i
     jet_keep = keep[jets.row]
     con_keep = keep[cons.row]
     chunk = EventChunk(
-        evt_id=evt_base + ev,
+        evt_id=ev,
         evt_weight=values[offsets[ev]],
         met=values[offsets[ev] + 1],
         met_phi=values[offsets[ev] + 2],
@@ -237,7 +353,7 @@ def _parse_block(lines: list[bytes], header: bytes, first_line: int, evt_base: i
         con_phi=cons.phi[con_keep],
     )
     bad = np.flatnonzero(~keep)
-    return _Block(chunk, n, line_numbers[bad], codes[bad])
+    return Block(chunk, n, line_numbers[bad], codes[bad])
 
 
 def _data_lines(lines: list[bytes], lens: np.ndarray, header: bytes) -> np.ndarray:
@@ -251,11 +367,10 @@ def _data_lines(lines: list[bytes], lens: np.ndarray, header: bytes) -> np.ndarr
     return np.setdiff1d(candidates, headers) if headers else candidates
 
 
-def _cells_per_line(text: bytes, lens: np.ndarray) -> np.ndarray:
-    """Number of cells in each newline-terminated line of ``text`` (commas + 1)."""
-    ends = np.cumsum(lens + 1)
-    commas = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == ord(","))
-    return np.diff(np.searchsorted(commas, ends), prepend=0) + 1
+def _cells_per_line(rows: list[bytes]) -> np.ndarray:
+    """Number of cells in each row (commas + 1); ``bytes.count`` beats a numpy pass over the
+    whole block."""
+    return np.fromiter((row.count(b",") for row in rows), dtype=np.int64, count=len(rows)) + 1
 
 
 def _one_cell_per_line(text: bytes) -> bytes:
