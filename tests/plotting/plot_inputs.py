@@ -18,6 +18,7 @@ from bead.evaluation.scores import write_scores as write_score_file
 
 GENERATORS = ["a14", "pythia", "vincia"]
 SIGNALS = ["sig_test_svj_rinv03", "sig_test_svj_rinv05"]
+SMALL_SIGNALS = SIGNALS[:1]
 SCORES = ["total", "reco", "kl"]
 LATENT_DIM = 12
 
@@ -33,9 +34,12 @@ def write_models(models_dir: Path, version: str = "first") -> Path:
     return models_dir
 
 
-def write_history(results_dir: Path, epochs: int = 12) -> Path:
+def write_history(results_dir: Path, epochs: int = 12,
+                  components: list[str] | None = None) -> Path:
     ep = np.arange(1, epochs + 1)
     train = {"total": 2.0 / ep + 0.3, "reco": 1.8 / ep + 0.25, "kl": 0.2 / np.sqrt(ep)}
+    for i, name in enumerate(components or []):
+        train.setdefault(name, (0.5 + 0.1 * i) / np.sqrt(ep))
     val = {k: v * 1.05 + 0.01 for k, v in train.items()}
     data = {"epoch": ep.tolist(), "lr": [1e-3] * 6 + [1e-4] * (epochs - 6),
             "train": {k: v.tolist() for k, v in train.items()},
@@ -110,9 +114,11 @@ def write_metrics(results_dir: Path, **extra: Any) -> Path:
 
 def write_all(results_dir: Path, epochs: int = 12, metrics: dict[str, Any] | None = None,
               **kwargs: Any) -> Path:
-    """models/ beside ``results_dir``, then history.json, scores.h5 and metrics.json."""
+    """models/ beside ``results_dir``, then history.json (with a component per score that is
+    not an observable), scores.h5 and metrics.json."""
     models_dir = write_models(results_dir.parent / "models")
-    write_history(results_dir, epochs=epochs)
+    components = [s for s in kwargs.get("scores") or [] if not s.startswith("obs_")]
+    write_history(results_dir, epochs=epochs, components=components)
     write_scores(results_dir, models_dir=models_dir, **kwargs)
     write_metrics(results_dir, **(metrics or {}))
     return results_dir

@@ -11,7 +11,7 @@ from pathlib import Path
 import h5py
 import matplotlib.pyplot as plt
 import pytest
-from plot_inputs import SCORES, write_all, write_history, write_models, write_scores
+from plot_inputs import SCORES, SMALL_SIGNALS, write_all, write_history, write_models, write_scores
 
 from bead.config import Config
 from bead.errors import DataError, MissingExtraError, UsageError
@@ -26,7 +26,7 @@ PER_SCORE = [f"{d}/{p}_{s}{suffix}" for s in SCORES
 LATENT = ["latent_space/z0_pca", "latent_space/zk_pca", "latent_space/uncertainty"]
 TEST = [*PER_SCORE, "roc/roc_all_scores", *LATENT]
 MISSING = "run detect for the ROC, SIC, score and latent plots"
-SMALL = {"scores": ["total"], "signals": ["sig_test_svj_rinv03"]}  # fewer figures, faster tests
+SMALL = {"scores": ["total"], "signals": SMALL_SIGNALS}  # fewer figures, faster tests
 
 
 def assert_figures(plots_dir: Path, bases: list[str]) -> None:

@@ -150,8 +150,8 @@ def test_a_recycled_figure_draws_like_a_fresh_one(tmp_path: Path) -> None:
 
 
 def test_mathtext_layouts_are_shared_between_renderers() -> None:
-    style.share_mathtext_layouts()
-    style.share_mathtext_layouts()  # idempotent
+    style.share_text_layouts()
+    style.share_text_layouts()  # idempotent
     prop = FontProperties(size=12)
     first = MathTextParser("path").parse(r"$10^{-2}$", 72, prop)
     assert MathTextParser("path").parse(r"$10^{-2}$", 72, prop) is first

@@ -37,19 +37,27 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _json_object(path: Path, mode: str) -> dict[str, Any]:
+    """A JSON object written by ``mode``; DataError naming the file when missing or unreadable."""
+    if not path.is_file():
+        raise DataError(f"{path}: not found (run {mode} first)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: cannot read JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object")
+    return data
+
+
 def model_identity(models_dir: Path) -> dict[str, Any]:
     """The SHA-256 of ``best.pt`` and the content of ``model.json``; DataError if either is
     missing or unreadable."""
     models_dir = Path(models_dir)
-    spec_path, best = models_dir / MODEL_JSON, models_dir / BEST
-    for path in (spec_path, best):
-        if not path.is_file():
-            raise DataError(f"{path}: not found (run train first)")
-    try:
-        spec = json.loads(spec_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise DataError(f"{spec_path}: cannot read JSON: {err}") from None
-    return {"model_sha256": file_sha256(best), "model_spec": spec}
+    spec = _json_object(models_dir / MODEL_JSON, "train")
+    if not (models_dir / BEST).is_file():
+        raise DataError(f"{models_dir / BEST}: not found (run train first)")
+    return {"model_sha256": file_sha256(models_dir / BEST), "model_spec": spec}
 
 
 def make_provenance(models_dir: Path, manifest: Manifest) -> dict[str, Any]:
@@ -65,16 +73,7 @@ def make_provenance(models_dir: Path, manifest: Manifest) -> dict[str, Any]:
 
 def read_metrics(results_dir: Path) -> dict[str, Any]:
     """The metrics detect recorded; DataError naming the file when missing or not an object."""
-    path = Path(results_dir) / METRICS_FILE
-    if not path.is_file():
-        raise DataError(f"{path}: not found (run detect first)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: cannot read JSON: {err}") from None
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object")
-    return data
+    return _json_object(Path(results_dir) / METRICS_FILE, "detect")
 
 
 def stale_reason(results_dir: Path, models_dir: Path) -> str | None:

@@ -98,6 +98,11 @@ class _Cells:
                 "(null in metrics.json).</p>")
 
 
+def _wp(point: str) -> str:
+    """'1e-02' as HTML: ε_s at ε_b = 10^-2."""
+    return f"ε<sub>s</sub> at ε<sub>b</sub>&nbsp;=&nbsp;10<sup>{int(point.split('e')[1]):d}</sup>"
+
+
 def _name(text: str, extra: str = "") -> str:
     return f'<td class="name">{html.escape(text)}{extra}</td>'
 
@@ -170,10 +175,9 @@ def sculpting_verdict(metrics: dict[str, Any]) -> str | None:
 def _headline_table(metrics: dict[str, Any], primary: str, cells: _Cells) -> str:
     any_observable = any(best_observable(metrics, s) for s in _signals(metrics))
     header = ["signal", f"AUC ({html.escape(primary)})",
-              *(f"ε<sub>s</sub> at ε<sub>b</sub> = {p}" for p in HEADLINE_POINTS)]
+              *(_wp(p) for p in HEADLINE_POINTS)]
     if any_observable:
-        header += ["best single observable", "AUC",
-                   *(f"ε<sub>s</sub> at {p}" for p in HEADLINE_POINTS)]
+        header += ["best single observable", "AUC", *(_wp(p) for p in HEADLINE_POINTS)]
     rows = []
     for signal in _signals(metrics):
         entry = summary_entry(metrics, primary, signal)
@@ -321,8 +325,7 @@ def _tables(metrics: dict[str, Any]) -> str:
     signals = [_signal_name(s) for s in _signals(metrics)]
     blocks = [
         ("Signal efficiency and AUC per score and signal",
-         _table(["score", "signal", "AUC", *(f"ε<sub>s</sub> at ε<sub>b</sub> = {p}"
-                                               for p in TABLE_POINTS), "max SIC"],
+         _table(["score", "signal", "AUC", *(_wp(p) for p in TABLE_POINTS), "max SIC"],
                 _summary_rows(metrics, cells))),
         ("AUC per background generator",
          _table(["score", "background generator", *(f"AUC ({html.escape(s)})" for s in signals)],

@@ -44,42 +44,60 @@ FLAG_PREFIXES = ("sig_test_", "bkg_test_", "bkg_train_")
 LABEL_WIDTH = 26  # characters per legend line before a sample name is wrapped
 
 
-def share_mathtext_layouts() -> None:
-    """Share matplotlib's cache of laid-out mathtext strings between renderers.
+def _shared_cache(original: Any, key: Any, limit: int = 4096) -> Any:
+    """``original`` with its results cached under ``key(*args)`` (cleared when full)."""
+    cache: dict[tuple[Any, ...], Any] = {}
 
-    matplotlib keeps that cache per renderer, and every savefig makes a new renderer, so each
-    figure parsed the same tick labels (``$10^{-2}$``) and axis labels again: about 20 ms each
-    with pyparsing, a quarter of the plot time of the demo. A layout depends only on the
-    string, dpi, font properties and output type, which form the key here. Left alone when
-    matplotlib's internals are not the expected ones (the plots are then only slower).
+    def cached(*args: Any, **kwargs: Any) -> Any:
+        k = key(*args, **kwargs)
+        if k not in cache:
+            if len(cache) >= limit:
+                cache.clear()
+            cache[k] = original(*args, **kwargs)
+        return cache[k]
+
+    cached.bead_shared = True  # type: ignore[attr-defined]
+    cached.cache = cache  # type: ignore[attr-defined]
+    return cached
+
+
+def share_text_layouts() -> None:
+    """Share matplotlib's caches of laid-out text between renderers of the same kind.
+
+    matplotlib keeps them per renderer, and every savefig makes a new renderer, so each figure
+    measured the same tick labels again and parsed the same mathtext (``$10^{-2}$``, about
+    20 ms each with pyparsing): together about half the plot time of the demo. A layout
+    depends only on the string, font properties, dpi and the kind of renderer, which form the
+    keys here. Left alone when matplotlib's internals are not the expected ones (the plots are
+    then only slower).
     """
     from matplotlib import mathtext
+    from matplotlib import text as mtext
 
     parse = getattr(mathtext.MathTextParser, "_parse_cached", None)
     original = getattr(parse, "__wrapped__", None)
-    if original is None or getattr(parse, "bead_shared", False):
-        return
-    cache: dict[tuple[Any, ...], Any] = {}
+    if original is not None and not getattr(parse, "bead_shared", False):
+        cached = _shared_cache(original, lambda self, *a, **k: (
+            getattr(self, "_output_type", None), *a, *sorted(k.items())))
+        mathtext.MathTextParser._parse_cached = cached  # type: ignore[method-assign]
+        # Vector layouts hold FreeType fonts, whose file offsets a forked worker would share
+        # with its parent (matplotlib clears its own font cache at fork for the same reason).
+        os.register_at_fork(after_in_child=cached.cache.clear)
+    metrics = getattr(mtext, "_get_text_metrics_with_cache", None)
+    if metrics is not None and not getattr(metrics, "bead_shared", False):
+        def measure(renderer: Any, text: str, fontprop: Any, ismath: Any, dpi: float) -> Any:
+            return renderer.get_text_width_height_descent(text, fontprop.copy(), ismath)
 
-    def cached(self: Any, *args: Any) -> Any:
-        key = (getattr(self, "_output_type", None), *args)
-        if key not in cache:
-            if len(cache) >= 2048:
-                cache.clear()
-            cache[key] = original(self, *args)
-        return cache[key]
+        def key(renderer: Any, text: str, fontprop: Any, ismath: Any, dpi: float) -> Any:
+            return type(renderer), text, fontprop.copy(), ismath, dpi
 
-    cached.bead_shared = True  # type: ignore[attr-defined]
-    mathtext.MathTextParser._parse_cached = cached  # type: ignore[method-assign]
-    # Vector layouts hold FreeType fonts, whose file offsets a forked worker would share with
-    # its parent (matplotlib clears its own font cache at fork for the same reason).
-    os.register_at_fork(after_in_child=cache.clear)
+        mtext._get_text_metrics_with_cache = _shared_cache(measure, key)  # type: ignore
 
 
 @contextlib.contextmanager
 def hep_style() -> Iterator[None]:
     """Apply the HEP style only while figures are built and saved (no global rcParams change)."""
-    share_mathtext_layouts()
+    share_text_layouts()
     with mpl.rc_context(_STYLE):
         yield
 
