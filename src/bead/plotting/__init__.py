@@ -16,7 +16,7 @@ from bead.errors import DataError, UsageError
 from bead.evaluation.provenance import stale_reason
 from bead.evaluation.scores import ScoreTable, read_scores
 from bead.plotting.inputs import HISTORY, SCORES, load_metrics, primary_score
-from bead.plotting.latent import check_style_available
+from bead.plotting.latent import check_style_available, embed_views
 from bead.plotting.overlay import OverlaySource, overlay_roc
 from bead.plotting.report import ReportInputs, write_report
 from bead.plotting.roc import score_curves
@@ -99,6 +99,7 @@ def make_plots(config: Config, results_dir: Path, plots_dir: Path, which: str = 
         log.warning("%s; drew the training plots only%s", problem, note)
     if inputs.table is not None:
         inputs.primary = primary_score(inputs.metrics, inputs.table.scores)
+        inputs.embeddings = embed_views(inputs.table, config)
         if inputs.table.is_signal.any():
             inputs.curves = {s: score_curves(inputs.table, s) for s in inputs.table.scores}
 

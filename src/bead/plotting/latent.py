@@ -7,6 +7,7 @@ A well-enriched model mixes the generators; signals that sit apart are easy to f
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -112,15 +113,36 @@ def _group_style(k: int, group: Group, n_bkg: int) -> str:
     return color(k if k < n_bkg else k - n_bkg, group.is_signal)
 
 
-def plot_latent(table: ScoreTable, config: Config, stem: str, out_dir: Path) -> list[Path]:
-    """A 2D embedding of one latent view, coloured by background generator and signal."""
-    style = config.latent_space_plot_style
-    title, values = latent_views(table)[stem]
-    groups = _groups(table)
-    indices = subsample(groups, config)
-    points, labels = embed(values[np.concatenate(indices)], style, config.seed)
+@dataclass(frozen=True)
+class Embedding:
+    """One latent view projected to 2D: the points of each group between ``bounds``."""
+
+    title: str
+    points: np.ndarray
+    axis_labels: list[str]
+    bounds: np.ndarray
+
+
+def embed_views(table: ScoreTable, config: Config) -> dict[str, Embedding]:
+    """Every latent view embedded on the same seeded subsample.
+
+    Computed in the parent process, before any worker is forked: t-SNE, UMAP and the BLAS
+    behind PCA run OpenMP thread pools, which do not survive a fork.
+    """
+    indices = subsample(_groups(table), config)
+    rows = np.concatenate(indices)
     bounds = np.cumsum([0, *(len(i) for i in indices)])
+    style = config.latent_space_plot_style
+    return {stem: Embedding(title, *embed(values[rows], style, config.seed), bounds=bounds)
+            for stem, (title, values) in latent_views(table).items()}
+
+
+def plot_latent(table: ScoreTable, embedding: Embedding, stem: str, style: str,
+                out_dir: Path) -> list[Path]:
+    """A 2D embedding of one latent view, coloured by background generator and signal."""
+    groups = _groups(table)
     n_bkg = len(table.background_groups())
+    points, bounds = embedding.points, embedding.bounds
     with hep_style():
         fig, ax = new_figure((8.0, 7.5))
         full_names: list[str] = []
@@ -133,13 +155,13 @@ def plot_latent(table: ScoreTable, config: Config, stem: str, out_dir: Path) -> 
             ax.scatter(pts[:, 0], pts[:, 1], s=7, alpha=0.5, color=_group_style(k, group, n_bkg),
                        lw=0, marker="^" if group.is_signal else "o", rasterized=True,
                        label=f"{name} ({kind}, {len(pts)} events)")
-        ax.set_xlabel(labels[0])
-        ax.set_ylabel(labels[1])
+        ax.set_xlabel(embedding.axis_labels[0])
+        ax.set_ylabel(embedding.axis_labels[1])
         add_headroom(ax, 0.3)
         legend = ax.legend(loc="upper right", markerscale=4, bbox_to_anchor=(1.0, 0.93))
         for handle in legend.legend_handles:
             handle.set_alpha(1.0)
-        bead_label(ax, rlabel=f"latent {title}, {style.upper()}")
+        bead_label(ax, rlabel=f"latent {embedding.title}, {style.upper()}")
         add_caption(fig, full_names)
         return save_figure(fig, out_dir / f"{stem}_{style}")
 

@@ -20,7 +20,7 @@ from typing import Any
 from bead.config import Config
 from bead.evaluation.scores import ScoreTable
 from bead.plotting.inputs import observables
-from bead.plotting.latent import latent_views, plot_latent, plot_uncertainty
+from bead.plotting.latent import Embedding, plot_latent, plot_uncertainty
 from bead.plotting.loss import plot_component, plot_lr
 from bead.plotting.roc import (
     ScoreCurves,
@@ -37,7 +37,8 @@ Task = tuple[str, str]  # (figure kind, its argument: a score, a component or a 
 
 @dataclass
 class PlotInputs:
-    """What the figures are drawn from; ``curves`` holds the ROC curves of every score."""
+    """What the figures are drawn from: ``curves`` holds the ROC curves of every score and
+    ``embeddings`` the 2D projection of every latent view, all computed in the parent."""
 
     config: Config
     plots_dir: Path
@@ -45,6 +46,7 @@ class PlotInputs:
     table: ScoreTable | None = None
     metrics: dict[str, Any] | None = None
     curves: dict[str, ScoreCurves] = field(default_factory=dict)
+    embeddings: dict[str, Embedding] = field(default_factory=dict)
     primary: str = ""
 
 
@@ -52,7 +54,7 @@ def plan(inputs: PlotInputs) -> list[Task]:
     """The figures to draw, the slowest kinds first so that the workers finish together."""
     tasks: list[Task] = []
     if inputs.table is not None:
-        tasks += [("latent", stem) for stem in latent_views(inputs.table)]
+        tasks += [("latent", stem) for stem in inputs.embeddings]
         if "logvar" in inputs.table.latents:
             tasks.append(("uncertainty", ""))
         if inputs.curves:
@@ -85,7 +87,9 @@ def draw(inputs: PlotInputs, task: Task) -> list[Path]:
         "compare": lambda: plot_roc_comparison(
             inputs.curves, metrics, inputs.primary,
             observables(inputs.metrics, inputs.curves), root / "roc"),
-        "latent": lambda: plot_latent(table, inputs.config, arg, root / "latent_space"),
+        "latent": lambda: plot_latent(table, inputs.embeddings[arg], arg,
+                                      inputs.config.latent_space_plot_style,
+                                      root / "latent_space"),
         "uncertainty": lambda: plot_uncertainty(table, root / "latent_space"),
     }
     return figures[kind]()
