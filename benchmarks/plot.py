@@ -6,8 +6,10 @@ size: 3 background generators, 1-2 signals, several scores, z0/zK/mu latents and
 history. Each path runs in a fresh process, imports included, as ``bead -m plot`` pays them:
 the baseline from ``git archive <rev> src`` unpacked to a temporary folder, this version from
 this checkout's src/. They alternate ``--repeat`` times and the fastest run of each counts, so
-that other jobs on the machine weigh on both alike. This version also draws more figures
-(latent views, uncertainty, the comparison ROC) and the embedded report.
+that other jobs on the machine weigh on both alike; the CPU seconds (process and workers) are
+printed too, since they depend far less than wall time on what else the machine runs. This
+version also draws more figures (latent views, uncertainty, the comparison ROC) and the
+embedded report.
 
     python benchmarks/plot.py                  # baseline 45c3689, 2 workers (the default)
     python benchmarks/plot.py --workers 4 --repeat 3 --baseline <rev>
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tarfile
@@ -57,12 +60,20 @@ def baseline_source(rev: str, into: Path) -> Path:
     return into / "src"
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run(src: Path, results: Path, plots: Path, workers: int) -> dict[str, float]:
+    """Wall seconds of the import and of make_plots, and the CPU seconds of the whole process
+    with its workers (CPU time hardly depends on what else the machine is doing)."""
     env = {**os.environ, "PYTHONPATH": str(src), "MPLBACKEND": "Agg"}
     code = RUN.format(workers=workers, results=str(results), plots=str(plots))
+    before = _cpu()
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                          text=True, env=env).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    return {**json.loads(out.strip().splitlines()[-1]), "cpu": _cpu() - before}
 
 
 def main() -> None:
@@ -93,13 +104,14 @@ def main() -> None:
               f"{len(SIGNALS)} signals, {len(SCORES)} scores, 40 epochs), fastest of "
               f"{args.repeat} runs, {os.cpu_count()} CPUs:")
         base = best[next(iter(paths))]
-        print(f"{'':38s} {'figures':>8s} {'import s':>9s} {'plot s':>8s} {'total s':>8s} "
-              f"{'speed-up':>9s}")
+        print(f"{'':34s} {'figures':>7s} {'import s':>9s} {'plot s':>7s} {'wall s':>7s} "
+              f"{'CPU s':>6s} {'wall ratio':>10s} {'CPU ratio':>9s}")
         for name, timing in best.items():
-            total = timing["import"] + timing["plot"]
-            ratio = (base["import"] + base["plot"]) / total
-            print(f"{name:38s} {timing['figures']:8.0f} {timing['import']:9.1f} "
-                  f"{timing['plot']:8.1f} {total:8.1f} {ratio:8.1f}x")
+            wall = timing["import"] + timing["plot"]
+            print(f"{name:34s} {timing['figures']:7.0f} {timing['import']:9.1f} "
+                  f"{timing['plot']:7.1f} {wall:7.1f} {timing['cpu']:6.1f} "
+                  f"{(base['import'] + base['plot']) / wall:9.1f}x "
+                  f"{base['cpu'] / timing['cpu']:8.1f}x")
 
 
 if __name__ == "__main__":

@@ -212,6 +212,7 @@ def plot_roc_comparison(curves: dict[str, ScoreCurves], metrics: dict[str, Any],
                     label=_auc_label(name, lookup_auc(metrics, score, ALL_SIGNALS), curve))
             drawn.append(curve)
         signals = [k for k in next(iter(curves.values())).per_signal if k != ALL_SIGNALS]
-        rlabel = "all signals" if len(signals) != 1 else sample_label(signals[0])[0].split("\n")[0]
+        rlabel = ("all signals" if len(signals) != 1
+                  else sample_label(signals[0], width=48)[0].replace("\n", ""))
         _finish_roc(ax, drawn, rlabel=rlabel, legend_rows=len(order) + 1)
         return save_figure(fig, out_dir / "roc_all_scores")

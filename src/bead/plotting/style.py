@@ -130,7 +130,7 @@ def _recycle(fig: Figure) -> None:
         return
     (ax,) = fig.axes
     for artist in [*ax.lines, *ax.collections, *ax.patches, *ax.texts, *ax.images,
-                   *ax.artists, *fig.texts]:
+                   *ax.artists, *fig.texts, *fig.legends]:
         artist.remove()
     if ax.get_legend() is not None:
         ax.get_legend().remove()
