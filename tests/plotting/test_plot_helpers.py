@@ -161,3 +161,21 @@ def test_mathtext_layouts_are_shared_between_renderers() -> None:
 def test_safe_name() -> None:
     assert safe_name("kl/flow term") == "kl_flow_term"
     assert safe_name("...") == "unnamed"
+
+
+def test_long_sample_names_are_given_in_full_under_the_axes(tmp_path: Path,
+                                                            monkeypatch) -> None:
+    long_name = "sig_test_" + "_".join(["svj_mz1500_mdark20_rinv0p3"] * 3)
+    results = write_all(tmp_path / "results", n_bkg=30, n_sig=20, signals=[long_name])
+    table = read_scores(results / "scores.h5")
+    seen = {}
+
+    def capture(fig, base):
+        seen["texts"] = [t.get_text() for t in fig.texts]
+        seen["legend"] = [t.get_text() for t in fig.legends[0].get_texts()]
+
+    monkeypatch.setattr(score_plots, "save_figure", capture)
+    plot_score_distribution(table, "total", tmp_path)
+    assert seen["texts"] == [f"Full names: {long_name}"]
+    shortened = next(label for label in seen["legend"] if "signal" in label)
+    assert "…" in shortened and long_name not in shortened

@@ -10,6 +10,7 @@ from bead.evaluation.scores import ScoreTable
 from bead.plotting.style import (
     FIGSIZE,
     MARGINS,
+    add_caption,
     add_headroom,
     bead_label,
     color,
@@ -100,7 +101,5 @@ def plot_score_distribution(table: ScoreTable, score: str, out_dir: Path) -> lis
         fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncols=ncols,
                    bbox_to_anchor=(0.55, caption))
         bead_label(ax, rlabel="weighted, outliers in edge bins")
-        if full_names:
-            fig.text(0.01, 0.008, "Full names: " + "; ".join(full_names), fontsize=8,
-                     ha="left", va="bottom", wrap=True)
+        add_caption(fig, full_names, make_room=False)
         return save_figure(fig, out_dir / f"scores_{safe_name(score)}")

@@ -199,10 +199,12 @@ def sample_label(name: str, width: int = LABEL_WIDTH) -> tuple[str, bool]:
     return f"{head}\n{rest[: width - 1]}…", True
 
 
-def add_caption(fig: Figure, full_names: list[str]) -> None:
-    """Full names of shortened legend entries, in small type under the axes."""
+def add_caption(fig: Figure, full_names: list[str], make_room: bool = True) -> None:
+    """Full names of shortened legend entries, in small type at the bottom of the figure
+    (``make_room``: raise the axes for it; a figure that planned its own room says no)."""
     if full_names:
-        fig.subplots_adjust(bottom=0.17)
+        if make_room:
+            fig.subplots_adjust(bottom=0.17)
         fig.text(0.01, 0.008, "Full names: " + "; ".join(full_names), fontsize=8, ha="left",
                  va="bottom", wrap=True)
 
