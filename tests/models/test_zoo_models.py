@@ -7,7 +7,10 @@ import torch
 from toy_models import LAYOUT, build, toy_batch
 
 from bead.errors import UsageError
+from bead.losses.objective import Objective
+from bead.models.autoencoder import Autoencoder
 from bead.models.batch import Level
+from bead.models.catalog import MODELS, ModelEntry
 from bead.models.dirichlet import bridged_prior_logvar, laplace_bridge
 from bead.models.registry import build_model
 
@@ -63,6 +66,22 @@ def test_dirichlet_vae_decodes_the_softmax_and_reports_the_laplace_bridge() -> N
     assert torch.all(out.alpha > 0)
     with pytest.raises(UsageError, match="latent_space_size >= 2"):
         build_model("Dirichlet_ConvVAE", LAYOUT, CONST, 1)
+
+
+def test_a_flow_on_the_dirichlet_logits_composes_with_dvae_flow_loss() -> None:
+    entry = ModelEntry("bead.models.autoencoder:Autoencoder", "vae", "test", body="conv",
+                       flow="planar", posterior="dirichlet", params=MODELS["Planar_ConvVAE"].params)
+    assert {"alpha", "ldj"} <= entry.provides
+    model = Autoencoder(entry, LAYOUT, CONST, 3, dict(entry.params)).eval()
+    batch = toy_batch(levels=CONST)
+    out = model(batch)
+    recon, _ = model.body.decode(torch.softmax(out.zk, dim=-1))  # the flowed logits
+    torch.testing.assert_close(out.recon["constituent"], recon["constituent"])
+    comps = Objective("DVAEFlowLoss", {"reg_param": 1.0}).components(batch, out)
+    torch.testing.assert_close(comps["neg_ldj"], -out.ldj)
+    torch.testing.assert_close(comps["kl"], comps["log_q0"] + comps["neg_ldj"] + comps["nll_pk"])
+    with pytest.raises(ValueError, match="posterior"):
+        ModelEntry("x:Y", "ae", "test", body="conv", posterior="dirichlet")
 
 
 def test_laplace_bridge_of_the_bridged_prior_is_the_prior() -> None:
