@@ -13,7 +13,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from toy_models import LATENT, LAYOUT, build, toy_batch
 
-from bead.losses.catalog import LOSSES, compatible
+from bead.losses.catalog import compatible
 from bead.losses.objective import DIRICHLET_PRIOR, Objective
 from bead.losses.sets import masked_chamfer, multiplicity_bce, sinkhorn_distance, top_slots
 from bead.losses.terms import kl_standard_normal
@@ -23,7 +23,7 @@ from bead.models.dirichlet import bridged_prior_logvar, dirichlet_kl
 from bead.models.registry import build_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
-from test_model_training import structured_sample
+from test_model_training import structured_sample, two_epoch_losses
 
 ZOO_LOSSES = ("DVAELoss", "DVAEFlowLoss", "ChamferLoss", "SinkhornLoss", "VAEChamferLoss",
               "VAESinkhornLoss")
@@ -145,25 +145,7 @@ def test_set_losses_under_bf16_autocast_are_float32() -> None:
 def test_zoo_losses_train_their_models_two_epochs(loss: str) -> None:
     torch.manual_seed(0)
     name = next(m for m in ZOO_MODELS if compatible(m, loss))
-    data = structured_sample(256)
     model = build_model(name, LAYOUT, ("constituent",), LATENT, {})
-    objective = Objective(loss, {"reg_param": 1e-3})
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-
-    def eval_loss() -> float:
-        model.eval()
-        with torch.no_grad():
-            value = objective.step(model, data).total.item()
-        model.train()
-        return value
-
-    losses = [eval_loss()]
-    for _ in range(2):
-        for idx in torch.randperm(len(data)).split(32):
-            result = objective.step(model, data.select(idx))
-            opt.zero_grad()
-            result.total.backward()
-            opt.step()
-        losses.append(eval_loss())
+    losses = two_epoch_losses(model, Objective(loss, {"reg_param": 1e-3}),
+                              structured_sample(256))
     assert all(math.isfinite(v) for v in losses) and losses[2] < losses[1] < losses[0], losses
-    assert loss in LOSSES

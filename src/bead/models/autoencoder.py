@@ -83,10 +83,7 @@ class Autoencoder(BeadModel):
             return ModelOutput(recon=recon, occupancy=occupancy, zk=mu)
         z0 = self.sample_z0(mu, logvar)
         zk, ldj = (z0, None) if self.flow is None else self.flow(z0, h)
-        if not self.dirichlet:
-            recon, occupancy = self.body.decode(zk)
-            return ModelOutput(recon=recon, occupancy=occupancy, mu=mu, logvar=logvar,
-                               ldj=ldj, z0=z0, zk=zk)
-        recon, occupancy = self.body.decode(torch.softmax(zk, dim=-1))
+        recon, occupancy = self.body.decode(torch.softmax(zk, dim=-1) if self.dirichlet else zk)
+        alpha = laplace_bridge(mu, logvar) if self.dirichlet else None
         return ModelOutput(recon=recon, occupancy=occupancy, mu=mu, logvar=logvar, ldj=ldj,
-                           z0=z0, zk=zk, alpha=laplace_bridge(mu, logvar))
+                           z0=z0, zk=zk, alpha=alpha)
