@@ -80,13 +80,10 @@ def _choice(where: str, value: Any, valid: tuple[str, ...]) -> str:
     return text
 
 
-def parse_entry(target: str, raw: Any, epochs: int, lr_scheduler: bool,
+def parse_entry(target: str, raw: Mapping[str, Any], epochs: int, lr_scheduler: bool,
                 check_value: Callable[[str, float], None]) -> AnnealEntry:
     """One entry, checked; ``check_value(target, v)`` applies the target key's own bounds."""
     where = f"annealing_params.{target}"
-    if not isinstance(raw, Mapping):
-        raise UsageError(f"{where}: expected a table such as {{strategy = \"scheduled\", "
-                         f"schedule = {{1 = 0.0, 10 = 0.001}}}}, got {raw!r}")
     strategy = _choice(f"{where}.strategy", raw.get("strategy", ""), STRATEGIES)
     unknown = [k for k in raw if k not in _KEYS[strategy]]
     if unknown:
@@ -138,8 +135,8 @@ def parse_entry(target: str, raw: Any, epochs: int, lr_scheduler: bool,
                        trigger_source=source, current_index=index)
 
 
-def parse_annealing(params: Mapping[str, Any], loss_function: str, weight_keys: tuple[str, ...],
-                    epochs: int, lr_scheduler: bool,
+def parse_annealing(params: Mapping[str, Mapping[str, Any]], loss_function: str,
+                    weight_keys: tuple[str, ...], epochs: int, lr_scheduler: bool,
                     check_value: Callable[[str, float], None]) -> list[AnnealEntry]:
     """Every entry of ``annealing_params``, checked: the target must be a weight the loss
     uses (``weight_keys``), the schedule well formed; a UsageError names the entry."""
