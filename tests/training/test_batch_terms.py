@@ -22,7 +22,8 @@ NAMED = {"constituent": ["pt", "eta", "dphi"], "jet": ["pt", "eta", "mass", "num
 
 @pytest.fixture(scope="module")
 def tensors(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tensor_folder(tmp_path_factory.mktemp("named"), features=NAMED)
+    return make_tensor_folder(tmp_path_factory.mktemp("named"), n_train=160, n_test=40,
+                              n_signal=40, features=NAMED)
 
 
 @pytest.mark.parametrize(("model", "loss", "term", "weight"), [

@@ -22,7 +22,8 @@ VAE = {"model_name": "ConvVAE", "loss_function": "VAELoss"}
 
 @pytest.fixture(scope="module")
 def tensors(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tensor_folder(tmp_path_factory.mktemp("tensors"))
+    return make_tensor_folder(tmp_path_factory.mktemp("tensors"), n_train=200, n_test=40,
+                              n_signal=40)
 
 
 def schedule_of(annealing: dict, weights: dict[str, float] | None = None,
@@ -211,3 +212,14 @@ def test_a_resumed_run_continues_the_schedule(tmp_path: Path, tensors: Path) -> 
         "strategy": "constant_pace", "end_value": 1.0}}}
     with pytest.raises(UsageError, match="annealing_params changed"):
         run(tmp_path / "split", tensors, resume=True, epochs=5, **changed)
+
+
+def test_the_readme_example_is_a_valid_schedule(tmp_path: Path) -> None:
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    line = next(x for x in readme.read_text().splitlines() if x.startswith("annealing_params = "))
+    path = tmp_path / "p_config.toml"
+    path.write_text(f'loss_function = "NTXentVAEFlowLoss"\n{line}\n')
+    entries = annealing_entries(load_config(path))
+    assert [(e.target, e.strategy) for e in entries] == [
+        ("reg_param", "constant_pace"), ("contrastive_weight", "trigger_based"),
+        ("contrastive_temperature", "scheduled")]
