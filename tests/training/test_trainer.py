@@ -140,7 +140,7 @@ def test_checkpoints_load_with_weights_only(tmp_path, tensors):
                     "latent_dim": 4, "model_params": {"hidden": [128, 64]},
                     "loss_function": "AELoss", "weights": {"reg_param": 1e-3},
                     "model_init": "xavier", "scalers_sha256": "toy-0",
-                    "prepared_key": read_manifest(tensors).key}
+                    "prepared_key": read_manifest(tensors).key, "holdout_generator": ""}
 
 
 def test_resume_continues_like_an_uninterrupted_run(tmp_path, tensors):

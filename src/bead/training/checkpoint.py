@@ -49,6 +49,7 @@ class ModelSpec:
     model_init: str
     scalers_sha256: str  # the preparation (manifest.json) the model was trained on
     prepared_key: str = ""  # the folder of that preparation under data/h5/tensors/processed
+    holdout_generator: str = ""  # generators training skipped (the enrichment test)
 
     @classmethod
     def from_config(cls, config: Config, layout: Layout, scalers_sha256: str,
@@ -61,7 +62,7 @@ class ModelSpec:
                    loss_function=config.loss_function,
                    weights={k: float(getattr(config, k)) for k in WEIGHT_KEYS},
                    model_init=config.model_init, scalers_sha256=scalers_sha256,
-                   prepared_key=prepared_key)
+                   prepared_key=prepared_key, holdout_generator=config.holdout_generator)
 
     def build(self) -> BeadModel:
         return build_model(self.model_name, self.layout, self.levels, self.latent_dim,
