@@ -14,6 +14,7 @@ from bead.plotting.loss import plot_history
 from bead.plotting.report import write_report
 from bead.plotting.roc import overlay_roc, plot_roc, plot_roc_per_generator, plot_sic
 from bead.plotting.scores import plot_score_distribution
+from bead.plotting.sculpting import plot_sculpting
 from bead.training.history import read_history
 
 __all__ = ["WHICH", "make_plots", "overlay_roc"]
@@ -59,6 +60,7 @@ def make_plots(config: Config, results_dir: Path, plots_dir: Path,
                 written += plot_sic(table, score, plots_dir / "sic")
             written += plot_score_distribution(table, score, plots_dir / "scores")
         written += plot_latent(table, config, plots_dir / "latent_space")
+        written += plot_sculpting(table, metrics, plots_dir / "sculpting")
         log.info("evaluation plots written to %s", plots_dir)
 
     if history is None and (results_dir / HISTORY).is_file():
