@@ -43,39 +43,49 @@ def resample_counts(label: np.ndarray, n_resamples: int,
 
 def roc_rows(label: np.ndarray, score: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray,
                                                                                   np.ndarray]:
-    """(fpr, tpr), each ``[rows, thresholds + 1]`` starting at 0, of ``score >= t`` for every
-    row of event ``weights`` ``[rows, n]`` (nan where a class has no weight)."""
+    """(fpr, tpr), each ``[rows, thresholds]``, of ``score >= t`` at every distinct t (highest
+    first; the curve starts at the origin, which is implied) for every row of event
+    ``weights`` ``[rows, n]``; nan in a row where a class has no weight. Arrays are reused in
+    place: this is the inner loop of the bootstrap."""
     order = np.argsort(-score, kind="stable")
     ordered = score[order]
     ends = np.r_[np.flatnonzero(ordered[1:] != ordered[:-1]), len(score) - 1]
-    w = weights[:, order]
-    is_sig = label[order] == 1
-    tp = np.cumsum(np.where(is_sig, w, 0.0), axis=1)[:, ends]
-    fp = np.cumsum(np.where(is_sig, 0.0, w), axis=1)[:, ends]
+    every = np.take(weights, order, axis=1)
+    signal = every * (label[order] == 1)
+    np.cumsum(every, axis=1, out=every)
+    np.cumsum(signal, axis=1, out=signal)
+    tp, fp = signal[:, ends], every[:, ends]
+    fp -= tp
     with np.errstate(invalid="ignore", divide="ignore"):
-        tpr, fpr = tp / tp[:, -1:], fp / fp[:, -1:]
-    zeros = np.zeros((len(w), 1))
-    return np.hstack([zeros, fpr]), np.hstack([zeros, tpr])
+        tp /= tp[:, -1:]
+        fp /= fp[:, -1:]
+    return fp, tp
 
 
 def auc_rows(fpr: np.ndarray, tpr: np.ndarray) -> np.ndarray:
-    """Trapezoidal area under each row's ROC."""
-    return np.sum(np.diff(fpr, axis=1) * (tpr[:, 1:] + tpr[:, :-1]) / 2, axis=1)
+    """Trapezoidal area under each row's ROC, from the origin."""
+    inner = np.sum((fpr[:, 1:] - fpr[:, :-1]) * (tpr[:, 1:] + tpr[:, :-1]), axis=1)
+    return (fpr[:, 0] * tpr[:, 0] + inner) / 2
 
 
 def tpr_at_rows(fpr: np.ndarray, tpr: np.ndarray, target: float) -> np.ndarray:
     """Each row's signal efficiency at background efficiency ``target``, with the convention
     of ``bead.evaluation.metrics.tpr_at`` (linear between points, the highest on a vertical
-    stretch)."""
-    last = fpr.shape[1] - 1
-    i = np.clip((fpr <= target).sum(axis=1) - 1, 0, last)
-    nxt = np.minimum(i + 1, last)
-    rows = np.arange(len(fpr))
-    f0, f1, t0, t1 = fpr[rows, i], fpr[rows, nxt], tpr[rows, i], tpr[rows, nxt]
-    exact = (f0 == target) | (i == last) | (f1 <= f0)
+    stretch). One binary search over all rows at once: rows are sorted, and shifted apart."""
+    rows, last = fpr.shape[0], fpr.shape[1] - 1
+    shift = 2.0 * np.arange(rows)
+    flat = (np.nan_to_num(fpr, nan=0.0) + shift[:, None]).ravel()
+    k = np.searchsorted(flat, target + shift, side="right") - np.arange(rows) * (last + 1)
+    r = np.arange(rows)
+    prev = np.maximum(k - 1, 0)  # the point at or below target; the origin when k == 0
+    f0 = np.where(k > 0, fpr[r, prev], 0.0)
+    t0 = np.where(k > 0, tpr[r, prev], 0.0)
+    nxt = np.minimum(k, last)
+    f1, t1 = fpr[r, nxt], tpr[r, nxt]
+    exact = (f0 == target) | (k > last) | (f1 <= f0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        frac = (target - f0) / (f1 - f0)
-    return np.where(exact, t0, t0 + frac * (t1 - t0))
+        value = np.where(exact, t0, t0 + (target - f0) / (f1 - f0) * (t1 - t0))
+    return np.where(np.isnan(fpr[:, -1]), np.nan, value)
 
 
 def bootstrap_errors(label: np.ndarray, scores: dict[str, np.ndarray], weight: np.ndarray,
