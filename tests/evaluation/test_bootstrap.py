@@ -36,8 +36,8 @@ def test_each_resample_is_the_roc_of_the_resampled_events():
     for row in range(4):
         ref = roc_summary(label, score, weight * counts[row])
         assert auc_rows(fpr, tpr)[row] == pytest.approx(ref["auc"], abs=1e-12)
-        for eff in (1e-1, 1e-2):
-            assert tpr_at_rows(fpr, tpr, eff)[row] == pytest.approx(
+        for i, eff in enumerate((1e-1, 1e-2)):
+            assert tpr_at_rows(fpr, tpr, (1e-1, 1e-2))[row, i] == pytest.approx(
                 ref["eff_s"][f"{eff:.0e}"], abs=1e-12)
 
 

@@ -68,24 +68,27 @@ def auc_rows(fpr: np.ndarray, tpr: np.ndarray) -> np.ndarray:
     return (fpr[:, 0] * tpr[:, 0] + inner) / 2
 
 
-def tpr_at_rows(fpr: np.ndarray, tpr: np.ndarray, target: float) -> np.ndarray:
-    """Each row's signal efficiency at background efficiency ``target``, with the convention
-    of ``bead.evaluation.metrics.tpr_at`` (linear between points, the highest on a vertical
-    stretch). One binary search over all rows at once: rows are sorted, and shifted apart."""
-    rows, last = fpr.shape[0], fpr.shape[1] - 1
+def tpr_at_rows(fpr: np.ndarray, tpr: np.ndarray, targets: Sequence[float]) -> np.ndarray:
+    """``[rows, targets]``: each row's signal efficiency at each background efficiency of
+    ``targets``, with the convention of ``bead.evaluation.metrics.tpr_at`` (linear between
+    points, the highest on a vertical stretch). One binary search for every row and target:
+    the sorted rows are shifted apart and searched as one array."""
+    rows, size = fpr.shape
     shift = 2.0 * np.arange(rows)
-    flat = (np.nan_to_num(fpr, nan=0.0) + shift[:, None]).ravel()
-    k = np.searchsorted(flat, target + shift, side="right") - np.arange(rows) * (last + 1)
-    r = np.arange(rows)
-    prev = np.maximum(k - 1, 0)  # the point at or below target; the origin when k == 0
-    f0 = np.where(k > 0, fpr[r, prev], 0.0)
+    flat = np.nan_to_num(fpr, nan=0.0)
+    flat += shift[:, None]
+    want = np.asarray(targets, float)[None, :]
+    k = (np.searchsorted(flat.ravel(), (want + shift[:, None]).ravel(), side="right")
+         .reshape(rows, -1) - size * np.arange(rows)[:, None])  # points at or below target
+    r = np.arange(rows)[:, None]
+    prev, nxt = np.maximum(k - 1, 0), np.minimum(k, size - 1)
+    f0 = np.where(k > 0, fpr[r, prev], 0.0)  # the origin when no point is at or below
     t0 = np.where(k > 0, tpr[r, prev], 0.0)
-    nxt = np.minimum(k, last)
     f1, t1 = fpr[r, nxt], tpr[r, nxt]
-    exact = (f0 == target) | (k > last) | (f1 <= f0)
+    exact = (f0 == want) | (k == size) | (f1 <= f0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        value = np.where(exact, t0, t0 + (target - f0) / (f1 - f0) * (t1 - t0))
-    return np.where(np.isnan(fpr[:, -1]), np.nan, value)
+        value = np.where(exact, t0, t0 + (want - f0) / (f1 - f0) * (t1 - t0))
+    return np.where(np.isnan(fpr[:, -1:]), np.nan, value)
 
 
 def bootstrap_errors(label: np.ndarray, scores: dict[str, np.ndarray], weight: np.ndarray,
@@ -104,8 +107,8 @@ def bootstrap_errors(label: np.ndarray, scores: dict[str, np.ndarray], weight: n
         resampled = resample_counts(label, rows, rng) * weight
         for name, score in scores.items():
             fpr, tpr = roc_rows(label, np.asarray(score, np.float64), resampled)
-            values[name].append(np.column_stack(
-                [auc_rows(fpr, tpr), *(tpr_at_rows(fpr, tpr, t) for t in targets)]))
+            values[name].append(np.column_stack([auc_rows(fpr, tpr),
+                                                 tpr_at_rows(fpr, tpr, targets)]))
         done += rows
     out = {}
     for name, parts in values.items():

@@ -208,12 +208,17 @@ def _signal_selections(table: ScoreTable) -> dict[str, np.ndarray]:
 
 def _add_bootstrap(table: ScoreTable, scores: dict[str, np.ndarray],
                    per_signal: dict[str, dict[str, Any]], resamples: int, seed: int) -> None:
-    """``auc_err`` and ``eff_s_err`` into every per_signal entry whose metric is defined."""
+    """``auc_err`` and ``eff_s_err`` into every per_signal entry whose metric is defined
+    (computed once for a selection that equals an earlier one: one signal is all signals)."""
+    done: list[tuple[np.ndarray, dict[str, Any]]] = []
     for stem, keep in _signal_selections(table).items():
         usable = {name: score[keep] for name, score in scores.items()
                   if per_signal[name][stem]["auc"] is not None}
-        errors = bootstrap_errors(table.label[keep], usable, table.weight[keep],
-                                  BKG_EFFICIENCIES, resamples, seed)
+        errors = next((e for k, e in done if np.array_equal(k, keep)), None)
+        if errors is None:
+            errors = bootstrap_errors(table.label[keep], usable, table.weight[keep],
+                                      BKG_EFFICIENCIES, resamples, seed)
+            done.append((keep, errors))
         for name, err in errors.items():
             entry = per_signal[name][stem]
             entry["auc_err"] = err["auc_err"]
