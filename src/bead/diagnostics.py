@@ -268,6 +268,11 @@ class Plan:
     score: int = SCORE_BATCHES
     profiled: int = PROFILED_STEPS
 
+    def __post_init__(self) -> None:
+        if self.warmup < 0 or min(self.train, self.score, self.profiled) < 1:
+            raise ValueError(f"a diagnostics plan needs warmup >= 0 and at least one step of "
+                             f"every other stage, got {self}")
+
 
 def run_diagnostics(config: Config, tensors_dir: Path, out_dir: Path,
                     plan: Plan | None = None) -> dict[str, Any]:
