@@ -14,7 +14,10 @@ later runs (generate recognises its own finished files). Quick (default): 1,000 
 about a minute per training). ``--large``: 5,000 + 5,000 per generator (about half an hour of
 generation on two cores). Model and training are the config defaults, seed 42.
 
-    python benchmarks/enrichment.py [--large] [--workspaces DIR] [--workers N]
+    python benchmarks/enrichment.py [--large] [--workspaces DIR] [--workers N] [--rescore]
+
+``--rescore`` reruns only ``detect`` on the models an earlier run trained (after a change to
+the metrics).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ def main_benchmark() -> None:
     parser.add_argument("--large", action="store_true", help="5,000 + 5,000 events/generator")
     parser.add_argument("--workspaces", default="workspaces", help="where the sample lives")
     parser.add_argument("--workers", type=int, default=2, help="generation processes")
+    parser.add_argument("--rescore", action="store_true", help="detect only, no training")
     opts = parser.parse_args()
     size = "large" if opts.large else "quick"
     n_train, n_test = SIZES[size]
@@ -79,7 +83,7 @@ def main_benchmark() -> None:
     for name, holdout in runs:
         started = time.perf_counter()
         base = project(root, workspace, name, {**common, "holdout_generator": holdout})
-        run(["-m", "chain", *base, "-o", "train_detect"])
+        run(["-m", "chain", *base, "-o", "detect" if opts.rescore else "train_detect"])
         results = ProjectPaths(root, workspace, name).results_dir
         metrics = json.loads((results / "metrics.json").read_text())
         section = metrics["enrichment"]

@@ -76,6 +76,9 @@ def test_a_perfectly_separated_unseen_background_passes_every_cut():
     assert entry["auc_vs_seen"] == 1.0
     assert entry["eff_b"]["1e-02"]["eff_b_holdout"] == 1.0
     assert entry["eff_b"]["1e-02"]["ratio"] == pytest.approx(100.0)
+    # All 500 pass: the uncertainty is that of one event in 500, not zero.
+    assert entry["eff_b"]["1e-02"]["eff_b_holdout_err"] == pytest.approx(
+        np.sqrt(499 / 500 / 500**2))
 
 
 def test_weights_count_and_unresolvable_cuts_are_null():

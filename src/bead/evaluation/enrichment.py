@@ -8,9 +8,9 @@ measured, with its ratio to the nominal ε_b (1 = the cut means the same on a ge
 model never saw; above 1, the unseen generator looks anomalous), and the AUC of held-out vs
 seen background (0.5 = indistinguishable). The cut is placed as ε_s is in the ROC metrics:
 linear between neighbouring events, so the seen efficiency is exactly the nominal one. The
-uncertainty is binomial on the held-out sample's effective size, sqrt(ε (1 - ε) / N_eff), and
-an entry is flagged ``low_stats`` when fewer than SIC_MIN_BKG held-out events are expected to
-pass.
+uncertainty is binomial on the held-out sample's effective size, sqrt(ε (1 - ε) / N_eff) (ε
+kept at least 1/N_eff from 0 and 1), and an entry is flagged ``low_stats`` when fewer than
+SIC_MIN_BKG held-out events are expected to pass.
 """
 
 from __future__ import annotations
@@ -77,7 +77,14 @@ def _one_holdout(score: np.ndarray, weight: np.ndarray, seen: np.ndarray, held: 
         entry["eff_b"][efficiency_key(eff)] = {
             "threshold": cut_threshold(score[seen], weight[seen], eff),
             "eff_b_holdout": held_eff,
-            "eff_b_holdout_err": float(np.sqrt(held_eff * (1 - held_eff) / n_held)),
+            "eff_b_holdout_err": _binomial_error(held_eff, n_held),
             "ratio": held_eff / eff,
             "low_stats": bool(eff * n_held < SIC_MIN_BKG)}
     return entry
+
+
+def _binomial_error(eff: float, n_eff: float) -> float:
+    """sqrt(ε (1 - ε) / N_eff), with ε kept within [1/N_eff, 1 - 1/N_eff] so that no event
+    passing (or all) does not claim a zero uncertainty."""
+    clipped = min(max(eff, 1 / n_eff), 1 - 1 / n_eff) if n_eff > 2 else 0.5
+    return float(np.sqrt(clipped * (1 - clipped) / n_eff))
