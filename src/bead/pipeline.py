@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bead.config import (
     NOT_YET_IMPLEMENTED,
@@ -20,10 +20,13 @@ from bead.config import (
     make_config,
     read_legacy_config,
 )
-from bead.errors import DataError, UsageError
+from bead.errors import UsageError
 from bead.fileio import remove_stale_temporaries
 from bead.prepare.manifest import prepared_dir
 from bead.project import ProjectPaths, workspaces_root
+
+if TYPE_CHECKING:
+    from bead.plotting.overlay import OverlaySource
 
 log = logging.getLogger(__name__)
 
@@ -209,31 +212,42 @@ def mode_detect(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> Non
                             progress=opts.progress)
 
 
-def _overlay_sources(paths: ProjectPaths, config: Config) -> list[tuple[str, Path]]:
-    """Resolve ``overlay_roc_projects`` entries ('ws/proj' or 'proj') to results folders."""
-    sources = []
-    for entry in config.overlay_roc_projects or [paths.project]:
+def _overlay_sources(paths: ProjectPaths, config: Config) -> list[OverlaySource]:
+    """This project first (always drawn), then each ``overlay_roc_projects`` entry ('ws/proj'
+    or 'proj') that is another project."""
+    from bead.plotting import OverlaySource
+
+    sources = [OverlaySource(f"{paths.workspace}/{paths.project}", paths.results_dir,
+                             paths.models_dir)]
+    for entry in config.overlay_roc_projects:
         ws, _, proj = entry.rpartition("/")
         other = ProjectPaths(paths.root, ws or paths.workspace, proj)
-        if not (other.results_dir / "scores.h5").is_file():
-            raise DataError(f"overlay_roc_projects: {entry}: no {other.results_dir}/scores.h5 "
-                            "(run detect for that project first)")
-        sources.append((entry, other.results_dir))
+        if (other.workspace, other.project) != (paths.workspace, paths.project):
+            sources.append(OverlaySource(entry, other.results_dir, other.models_dir))
     return sources
 
 
 def mode_plot(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
     config = _config(paths, "plot", opts)
-    from bead.plotting import make_plots, overlay_roc
+    from bead.plotting import evaluation_problem, make_plots, overlay_roc
 
     option = _mode_option("plot", opts)
-    if option != "overlay_roc":
-        which = option or "all"
-        result.plots += make_plots(config, paths.results_dir, paths.plots_dir, which=which)
+    sources = []
     if option == "overlay_roc" or (option is None and config.overlay_roc):
+        sources = _overlay_sources(paths, config)
+        if option is None and evaluation_problem(paths.results_dir, paths.models_dir):
+            log.warning("no overlay ROC: it needs this project's current results")
+            sources = []  # make_plots says what to run
+    if sources:  # drawn first, so that the report shows it
         out_dir = paths.plots_dir / config.overlay_roc_save_location
-        result.plots += overlay_roc(_overlay_sources(paths, config), out_dir,
-                                    config.overlay_roc_filename)
+        written = overlay_roc(sources, out_dir, config.overlay_roc_filename,
+                              config.overlay_roc_score)
+        result.plots += written
+        log.info("overlay ROC of %d projects: %s (PDF, PNG) and its summary %s", len(sources),
+                 written[0].with_suffix(""), written[-1])
+    if option != "overlay_roc":
+        result.plots += make_plots(config, paths.results_dir, paths.plots_dir,
+                                   which=option or "all", models_dir=paths.models_dir)
     log.info("plots written under %s", paths.plots_dir)
 
 

@@ -1,23 +1,45 @@
-"""Synthetic detect/train outputs that follow the on-disk contract (history.json, scores.h5,
-metrics.json), so the plotting stage can be tested without training anything."""
+"""Synthetic train/detect outputs that follow the on-disk contract (models/, history.json,
+scores.h5 with provenance and latent views, metrics.json from the real metrics code), so the
+plotting stage can be tested without training anything. benchmarks/plot.py builds its
+demo-sized inputs with the same functions."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-import h5py
 import numpy as np
-from sklearn.metrics import roc_auc_score
+
+from bead.evaluation.metrics import compute_metrics
+from bead.evaluation.provenance import model_identity
+from bead.evaluation.scores import ScoreTable, read_scores
+from bead.evaluation.scores import write_scores as write_score_file
 
 GENERATORS = ["a14", "pythia", "vincia"]
 SIGNALS = ["sig_test_svj_rinv03", "sig_test_svj_rinv05"]
+SMALL_SIGNALS = SIGNALS[:1]
 SCORES = ["total", "reco", "kl"]
+LATENT_DIM = 12
 
 
-def write_history(results_dir: Path, epochs: int = 12) -> Path:
+def write_models(models_dir: Path, version: str = "first") -> Path:
+    """A stand-in for train's models/: model.json and a best.pt whose bytes name ``version``."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    spec = {"model_name": "Planar_ConvVAE", "n_slots": 2, "n_features": 11,
+            "latent_dim": LATENT_DIM, "input_level": "jet", "loss_function": "VAEFlowLoss",
+            "reg_param": 0.001, "model_init": "xavier", "scalers_sha256": "toy-scalers"}
+    (models_dir / "model.json").write_text(json.dumps(spec))
+    (models_dir / "best.pt").write_bytes(f"weights of the {version} model".encode())
+    return models_dir
+
+
+def write_history(results_dir: Path, epochs: int = 12,
+                  components: list[str] | None = None) -> Path:
     ep = np.arange(1, epochs + 1)
     train = {"total": 2.0 / ep + 0.3, "reco": 1.8 / ep + 0.25, "kl": 0.2 / np.sqrt(ep)}
+    for i, name in enumerate(components or []):
+        train.setdefault(name, (0.5 + 0.1 * i) / np.sqrt(ep))
     val = {k: v * 1.05 + 0.01 for k, v in train.items()}
     data = {"epoch": ep.tolist(), "lr": [1e-3] * 6 + [1e-4] * (epochs - 6),
             "train": {k: v.tolist() for k, v in train.items()},
@@ -29,77 +51,74 @@ def write_history(results_dir: Path, epochs: int = 12) -> Path:
     return path
 
 
-def write_scores(results_dir: Path, n_bkg: int = 300, n_sig: int = 150, seed: int = 0) -> Path:
-    """Background per generator, then each signal; signal scores and latents are shifted."""
+def provenance_of(models_dir: Path) -> dict[str, Any]:
+    """What detect would record for the models in ``models_dir``."""
+    return {**model_identity(models_dir), "scalers_sha256": "toy-scalers", "prepared_key": None,
+            "prepared_folder": "processed"}
+
+
+def write_scores(results_dir: Path, n_bkg: int = 300, n_sig: int = 150, seed: int = 0,
+                 signals: list[str] | None = None, scores: list[str] | None = None,
+                 views: bool = True, models_dir: Path | None = None) -> Path:
+    """Background per generator, then each signal; signal scores and latents are shifted.
+
+    ``scores`` beyond total/reco/kl are extra noisy scores (names ``obs_*`` act as single
+    observables); ``views`` adds z0 (= mu), zk and logvar as a flow VAE's detect writes them.
+    """
     rng = np.random.default_rng(seed)
-    sample_names = [f"bkg_test_{g}" for g in GENERATORS] + SIGNALS
+    signals = SIGNALS if signals is None else signals
+    names = SCORES if scores is None else scores
     generator_names = [*GENERATORS, "svj"]
-    label, sample, gen, shift = [], [], [], []
-    for i, _ in enumerate(GENERATORS):
-        label += [0] * n_bkg
-        sample += [i] * n_bkg
-        gen += [i] * n_bkg
-        shift += [0.0] * n_bkg
-    for j, _ in enumerate(SIGNALS):
-        label += [1] * n_sig
-        sample += [len(GENERATORS) + j] * n_sig
-        gen += [len(GENERATORS)] * n_sig
-        shift += [1.0 + j] * n_sig
-    shift = np.asarray(shift)
+    label = np.repeat([0] * len(GENERATORS) + [1] * len(signals),
+                      [n_bkg] * len(GENERATORS) + [n_sig] * len(signals)).astype(np.int8)
+    sample = np.repeat(np.arange(len(GENERATORS) + len(signals)),
+                       [n_bkg] * len(GENERATORS) + [n_sig] * len(signals)).astype(np.int16)
+    gen = np.minimum(sample, len(GENERATORS)).astype(np.int16)
+    shift = np.where(label == 1, 1.0 + sample - len(GENERATORS), 0.0)
     n = len(label)
-    latent = rng.normal(size=(n, 12)) + shift[:, None] * np.linspace(0.5, 0, 12)
-    scores = {"reco": np.exp(rng.normal(size=n) + shift),
+    mu = rng.normal(size=(n, LATENT_DIM)) + shift[:, None] * np.linspace(0.5, 0, LATENT_DIM)
+    values = {"reco": np.exp(rng.normal(size=n) + shift),
               "kl": rng.gamma(2.0, 1.0, size=n) + 0.5 * shift}
-    scores["total"] = scores["reco"] + scores["kl"]
+    values["total"] = values["reco"] + values["kl"]
+    for i, name in enumerate(names):
+        if name not in values:
+            values[name] = rng.normal(size=n) + (0.3 + 0.1 * i) * shift
+    latents = {}
+    if views:
+        latents = {"z0": mu, "mu": mu, "zk": np.tanh(mu) + 0.1 * mu,
+                   "logvar": -1.0 - 0.3 * shift[:, None] + 0.1 * rng.normal(size=mu.shape)}
+    table = ScoreTable(
+        label=label, weight=rng.uniform(0.5, 1.5, size=n), evt_id=np.arange(n),
+        sample_index=sample, generator_index=gen,
+        latent=latents.get("zk", mu), scores={k: values[k] for k in names},
+        sample_names=[f"bkg_test_{g}" for g in GENERATORS] + signals,
+        generator_names=generator_names, signal_samples=signals, latents=latents,
+        provenance=provenance_of(models_dir) if models_dir is not None else None)
     path = results_dir / "scores.h5"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as f:
-        f["label"] = np.asarray(label, dtype=np.int8)
-        f["weight"] = rng.uniform(0.5, 1.5, size=n).astype(np.float32)
-        f["evt_id"] = np.arange(n, dtype=np.int64)
-        f["sample_index"] = np.asarray(sample, dtype=np.int16)
-        f["generator_index"] = np.asarray(gen, dtype=np.int16)
-        f["latent"] = latent.astype(np.float32)
-        for name in SCORES:
-            f[f"scores/{name}"] = scores[name].astype(np.float32)
-        f.attrs["sample_names"] = json.dumps(sample_names)
-        f.attrs["generator_names"] = json.dumps(generator_names)
-        f.attrs["signal_samples"] = json.dumps(SIGNALS)
+    write_score_file(path, table)
     return path
 
 
-def write_metrics(results_dir: Path) -> Path:
-    """AUCs computed with sklearn from scores.h5; efficiencies are fixed placeholder numbers."""
-    with h5py.File(results_dir / "scores.h5", "r") as f:
-        label, weight, sample = f["label"][()], f["weight"][()], f["sample_index"][()]
-        gen = f["generator_index"][()]
-        scores = {k: f["scores"][k][()] for k in f["scores"]}
-
-    def entry(score, sig, bkg):
-        sel = sig | bkg
-        auc = roc_auc_score(sig[sel], score[sel], sample_weight=weight[sel]) if sig.any() else None
-        return {"auc": auc, "eff_s": {"1e-01": 0.61, "1e-02": 0.1234, "1e-03": 0.0456,
-                                             "1e-04": None}, "max_sic": 2.5}
-
-    bkg = label == 0
-    signals = {s: (label == 1) & (sample == len(GENERATORS) + j) for j, s in enumerate(SIGNALS)}
-    signals["all_signals"] = label == 1
-    data = {"scores": SCORES, "signals": SIGNALS, "generators": GENERATORS,
-            "per_signal": {k: {s: entry(v, m, bkg) for s, m in signals.items()}
-                           for k, v in scores.items()},
-            "per_generator": {k: {g: {s: entry(v, m, bkg & (gen == i))
-                                      for s, m in signals.items()}
-                                  for i, g in enumerate(GENERATORS)}
-                              for k, v in scores.items()},
-            "generator_separation": {k: {"a14_vs_pythia": 0.5012, "a14_vs_vincia": 0.4987,
-                                         "pythia_vs_vincia": 0.5101} for k in scores}}
+def write_metrics(results_dir: Path, **extra: Any) -> Path:
+    """metrics.json as detect computes it from scores.h5 (with its provenance), plus ``extra``
+    top-level keys (primary_score, observables, warnings, sculpting, ...)."""
+    table = read_scores(results_dir / "scores.h5")
+    metrics = compute_metrics(table)
+    if table.provenance is not None:
+        metrics["provenance"] = table.provenance
+    metrics.update(extra)
     path = results_dir / "metrics.json"
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(metrics))
     return path
 
 
-def write_all(results_dir: Path, **kwargs) -> Path:
-    write_history(results_dir)
-    write_scores(results_dir, **kwargs)
-    write_metrics(results_dir)
+def write_all(results_dir: Path, epochs: int = 12, metrics: dict[str, Any] | None = None,
+              **kwargs: Any) -> Path:
+    """models/ beside ``results_dir``, then history.json (with a component per score that is
+    not an observable), scores.h5 and metrics.json."""
+    models_dir = write_models(results_dir.parent / "models")
+    components = [s for s in kwargs.get("scores") or [] if not s.startswith("obs_")]
+    write_history(results_dir, epochs=epochs, components=components)
+    write_scores(results_dir, models_dir=models_dir, **kwargs)
+    write_metrics(results_dir, **(metrics or {}))
     return results_dir

@@ -1,27 +1,32 @@
-"""make_plots and overlay_roc end to end on synthetic train/detect outputs."""
+"""make_plots end to end on synthetic train/detect outputs: every figure, what is drawn when
+results are missing or stale, and the same figures from one process or several."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import re
+import logging
 from pathlib import Path
 
 import h5py
 import matplotlib.pyplot as plt
 import pytest
-from plot_inputs import SCORES, write_all, write_history, write_scores
+from plot_inputs import SCORES, SMALL_SIGNALS, write_all, write_history, write_models, write_scores
 
 from bead.config import Config
 from bead.errors import DataError, MissingExtraError, UsageError
-from bead.plotting import make_plots, overlay_roc
+from bead.plotting import make_plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PDF_MAGIC = b"%PDF-"
 LOSS = ["loss/loss_total", "loss/loss_reco", "loss/loss_kl", "loss/lr"]
-TEST = [f"{d}/{p}_{s}{suffix}" for s in SCORES
-        for d, p, suffix in (("roc", "roc", ""), ("roc", "roc", "_per_generator"),
-                             ("sic", "sic", ""), ("scores", "scores", ""))]
+PER_SCORE = [f"{d}/{p}_{s}{suffix}" for s in SCORES
+             for d, p, suffix in (("roc", "roc", ""), ("roc", "roc", "_per_generator"),
+                                  ("sic", "sic", ""), ("scores", "scores", ""))]
+LATENT = ["latent_space/z0_pca", "latent_space/zk_pca", "latent_space/uncertainty"]
+TEST = [*PER_SCORE, "roc/roc_all_scores", *LATENT]
+MISSING = "run detect for the ROC, SIC, score and latent plots"
+SMALL = {"scores": ["total"], "signals": SMALL_SIGNALS}  # fewer figures, faster tests
 
 
 def assert_figures(plots_dir: Path, bases: list[str]) -> None:
@@ -32,35 +37,38 @@ def assert_figures(plots_dir: Path, bases: list[str]) -> None:
         assert png.stat().st_size > 5000 and pdf.stat().st_size > 5000
 
 
+def figures(plots_dir: Path) -> set[str]:
+    return {p.relative_to(plots_dir).with_suffix("").as_posix()
+            for p in plots_dir.rglob("*.png")}
+
+
 @pytest.fixture(scope="module")
 def plotted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[Path]]:
-    """One full make_plots run shared by the tests that only inspect its output."""
+    """One full make_plots run (two workers) shared by the tests that only inspect it."""
     root = tmp_path_factory.mktemp("project")
     results = write_all(root / "results")
-    return results, root / "plots", make_plots(Config(), results, root / "plots")
+    return results, root / "plots", make_plots(Config(parallel_workers=2), results,
+                                               root / "plots")
 
 
 def test_all_writes_every_plot_and_report(plotted: tuple[Path, Path, list[Path]]) -> None:
     _, plots, written = plotted
-    assert_figures(plots, [*LOSS, *TEST, "latent_space/latent_pca"])
+    assert_figures(plots, [*LOSS, *TEST])
+    assert figures(plots) == {*LOSS, *TEST}
     on_disk = {p for p in plots.rglob("*") if p.is_file()}
     assert set(written) == on_disk  # everything returned, nothing else (no temp files)
-    assert len(written) == 2 * (len(LOSS) + len(TEST) + 1) + 1
+    assert len(written) == 2 * (len(LOSS) + len(TEST)) + 1
     assert plt.get_fignums() == []  # nothing registered with pyplot: no figure leaks
 
 
-def test_report_shows_every_png_and_the_metrics(plotted: tuple[Path, Path, list[Path]]) -> None:
-    results_dir, plots, _ = plotted
-    page = (plots / "report.html").read_text(encoding="utf-8")
-    referenced = set(re.findall(r'<img src="([^"]+)"', page))
-    assert referenced == {p.relative_to(plots).as_posix() for p in plots.rglob("*.png")}
-    metrics = json.loads((results_dir / "metrics.json").read_text())
-    for score in SCORES:
-        for entry in metrics["per_signal"][score].values():
-            assert f"{entry['auc']:.4f}" in page
-    assert "0.1234" in page and "0.0456" in page  # eff_s at 1e-2 and 1e-3
-    assert "pythia vs vincia" in page and "0.5101" in page  # generator separation
-    assert "best epoch 10" in page
+def test_one_worker_draws_the_same_figures(plotted: tuple[Path, Path, list[Path]],
+                                           tmp_path: Path) -> None:
+    results, plots, _ = plotted
+    serial = tmp_path / "plots"
+    make_plots(Config(parallel_workers=1), results, serial)
+    assert figures(serial) == figures(plots)
+    for name in ("roc/roc_total", "latent_space/zk_pca", "loss/lr"):
+        assert (serial / f"{name}.png").read_bytes() == (plots / f"{name}.png").read_bytes()
 
 
 def test_train_metrics_needs_only_history(tmp_path: Path) -> None:
@@ -70,44 +78,104 @@ def test_train_metrics_needs_only_history(tmp_path: Path) -> None:
     written = make_plots(Config(), results, plots, which="train_metrics")
     assert_figures(plots, LOSS)
     assert {p.parent.name for p in written} == {"loss", "plots"}
-    assert "No metrics yet" in (plots / "report.html").read_text(encoding="utf-8")
+    assert MISSING in (plots / "report.html").read_text(encoding="utf-8")
+
+
+def test_plot_without_detect_draws_the_training_plots_and_names_what_is_missing(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    results = tmp_path / "results"
+    write_history(results)
+    write_models(tmp_path / "models")
+    with caplog.at_level(logging.WARNING):
+        make_plots(Config(), results, tmp_path / "plots")
+    assert figures(tmp_path / "plots") == set(LOSS)
+    assert f"no {results / 'scores.h5'}: {MISSING}; drew the training plots only" in caplog.text
 
 
 def test_test_metrics_skips_loss_plots_and_draws_tsne(tmp_path: Path) -> None:
-    results = write_all(tmp_path / "results", n_bkg=60, n_sig=30)
+    results = write_all(tmp_path / "results", n_bkg=60, n_sig=30, views=False, **SMALL)
     (results / "history.json").unlink()
     plots = tmp_path / "plots"
     make_plots(Config(latent_space_plot_style="tsne"), results, plots, which="test_metrics")
-    assert_figures(plots, [*TEST, "latent_space/latent_tsne"])
+    assert_figures(plots, ["roc/roc_total", "latent_space/latent_tsne"])
     assert not (plots / "loss").exists()
-    assert "Training:" not in (plots / "report.html").read_text(encoding="utf-8")
+    assert "epochs run" not in (plots / "report.html").read_text(encoding="utf-8")
 
 
 def test_without_signal_draws_everything_but_roc_and_sic(tmp_path: Path, caplog) -> None:
     results = write_all(tmp_path / "results", n_bkg=60, n_sig=0)
     plots = tmp_path / "plots"
     make_plots(Config(), results, plots)
-    assert_figures(plots, [*LOSS, *(f"scores/scores_{s}" for s in SCORES),
-                           "latent_space/latent_pca"])
+    assert figures(plots) == {*LOSS, *(f"scores/scores_{s}" for s in SCORES), *LATENT}
     assert not (plots / "roc").exists() and not (plots / "sic").exists()
     assert "no ROC or SIC curves" in caplog.text
 
 
-@pytest.mark.parametrize(("which", "present", "missing", "mode"), [
-    ("all", [], "history.json", "train"),
-    ("train_metrics", [], "history.json", "train"),
-    ("test_metrics", [], "scores.h5", "detect"),
-    ("test_metrics", ["scores"], "metrics.json", "detect"),
+def test_older_scores_without_latent_views_draw_the_one_latent(tmp_path: Path) -> None:
+    results = write_all(tmp_path / "results", n_bkg=60, n_sig=30, views=False, **SMALL)
+    make_plots(Config(), results, tmp_path / "plots", which="test_metrics")
+    latent = {f for f in figures(tmp_path / "plots") if f.startswith("latent_space/")}
+    assert latent == {"latent_space/latent_pca"}
+
+
+@pytest.mark.parametrize(("which", "present", "message"), [
+    ("all", [], r"history\.json: not found \(run train first\)"),
+    ("train_metrics", [], r"history\.json: not found \(run train first\)"),
+    ("test_metrics", [], rf"no .*scores\.h5: {MISSING}"),
+    ("test_metrics", ["scores"], r"metrics\.json: not found \(run detect first\)"),
 ])
 def test_missing_input_names_file_and_mode(tmp_path: Path, which: str, present: list[str],
-                                           missing: str, mode: str) -> None:
+                                           message: str) -> None:
     results = tmp_path / "results"
     results.mkdir()
     if "scores" in present:
-        write_scores(results)
-    with pytest.raises(DataError, match=rf"{missing}: not found \(run {mode} first\)"):
+        write_scores(results, models_dir=write_models(tmp_path / "models"))
+    with pytest.raises(DataError, match=message):
         make_plots(Config(), results, tmp_path / "plots", which=which)
     assert not (tmp_path / "plots").exists()
+
+
+def test_retrained_model_makes_results_stale(tmp_path: Path, caplog) -> None:
+    # Issue 7: after a retrain without detect, the report must not show the new training next
+    # to the old model's ROC. plot draws the training plots, removes the old evaluation
+    # figures and says to run detect; -o test_metrics refuses.
+    results = write_all(tmp_path / "results", n_bkg=60, n_sig=30, **SMALL)
+    plots = tmp_path / "plots"
+    make_plots(Config(), results, plots)
+    evaluation = figures(plots) - set(LOSS)
+    assert "roc/roc_total" in evaluation
+    write_models(tmp_path / "models", version="retrained")  # train wrote a new best.pt
+    with caplog.at_level(logging.WARNING):
+        make_plots(Config(), results, plots)
+    assert figures(plots) == set(LOSS)
+    assert "scored another best.pt than the one in" in caplog.text
+    assert (f"run detect; drew the training plots only (removed {2 * len(evaluation)} "
+            "evaluation figures") in caplog.text
+    page = (plots / "report.html").read_text(encoding="utf-8")
+    assert "Evaluation results not shown" in page and 'id="headline-auc"' not in page
+    with pytest.raises(DataError, match=r"scored another best\.pt .*: run detect"):
+        make_plots(Config(), results, plots, which="test_metrics")
+
+
+def drop_provenance(path: Path) -> None:
+    with h5py.File(path, "a") as f:
+        del f.attrs["provenance"]
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda r: (r.parent / "models" / "model.json").write_text('{"model_name": "AE"}'),
+     r"computed with another model\.json"),
+    (lambda r: (r.parent / "models" / "best.pt").unlink(),
+     r"best\.pt: not found \(run train first\); cannot tell which model"),
+    (lambda r: drop_provenance(r / "scores.h5"), r"does not record which model it scored"),
+    (lambda r: write_scores(r, seed=5, models_dir=write_models(r.parent / "m2", "other")),
+     r"metrics\.json and scores\.h5 come from different detect runs"),
+])
+def test_every_kind_of_stale_result_is_named(tmp_path: Path, edit, message: str) -> None:
+    results = write_all(tmp_path / "results", n_bkg=40, n_sig=20)
+    edit(results)
+    with pytest.raises(DataError, match=message):
+        make_plots(Config(), results, tmp_path / "plots", which="test_metrics")
 
 
 def test_unknown_selection_is_a_usage_error(results_dir: Path, tmp_path: Path) -> None:
@@ -131,24 +199,6 @@ def test_umap_and_trimap_need_the_viz_extra(results_dir: Path, tmp_path: Path, s
     with pytest.raises(MissingExtraError, match=rf"needs '{package}'.*bead-hep\[viz\]"):
         make_plots(config, results_dir, tmp_path / "plots", which="test_metrics")
     assert not (tmp_path / "plots").exists()  # fails before drawing anything
-
-
-def test_overlay_roc_across_projects(tmp_path: Path) -> None:
-    a = write_all(tmp_path / "a" / "results", seed=1)
-    b = write_all(tmp_path / "b" / "results", seed=2)
-    out = tmp_path / "overlay"
-    written = overlay_roc([("proj_a", a), ("proj_b", b)], out, "combined_roc")
-    assert sorted(p.name for p in written) == ["combined_roc.pdf", "combined_roc.png"]
-    assert_figures(out, ["combined_roc"])
-
-
-def test_overlay_roc_missing_project_results(tmp_path: Path) -> None:
-    a = write_all(tmp_path / "a" / "results")
-    empty = tmp_path / "b" / "results"
-    with pytest.raises(DataError, match=r"b/results/metrics.json: not found \(run detect"):
-        overlay_roc([("a", a), ("b", empty)], tmp_path / "overlay", "combined_roc")
-    with pytest.raises(UsageError, match="overlay_roc_projects"):
-        overlay_roc([], tmp_path / "overlay", "combined_roc")
 
 
 def test_scores_file_with_uneven_or_no_scores_is_a_data_error(results_dir: Path,

@@ -8,7 +8,7 @@ import numpy as np
 
 from bead.evaluation.metrics import compute_metrics
 from bead.evaluation.scores import ScoreTable
-from bead.plotting.sculpting import plot_sculpting
+from bead.plotting.sculpting import plot_sculpting, sculpting_masses
 
 
 def test_one_figure_per_mass_in_pdf_and_png(tmp_path: Path) -> None:
@@ -25,10 +25,13 @@ def test_one_figure_per_mass_in_pdf_and_png(tmp_path: Path) -> None:
         sample_names=["bkg_test_a", "sig_test_x"], generator_names=["a", "x"],
         signal_samples=["sig_test_x"], observables=obs)
     metrics = compute_metrics(table)
-    written = plot_sculpting(table, metrics, tmp_path)
+    assert sculpting_masses(metrics) == list(obs)
+    written = [p for m in sculpting_masses(metrics)
+               for p in plot_sculpting(table, metrics, m, tmp_path)]
     assert sorted(p.name for p in written) == sorted(
         f"sculpting_{m}.{fmt}" for m in obs for fmt in ("pdf", "png"))
     for path in written:
         assert path.stat().st_size > 5000
     # metrics.json of an older detect, without the section: nothing to draw.
-    assert plot_sculpting(table, {}, tmp_path / "none") == []
+    assert sculpting_masses({}) == []
+    assert sculpting_masses({"sculpting": {"score": "total", "observables": {}}}) == []

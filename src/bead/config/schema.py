@@ -57,7 +57,7 @@ class Config(BaseModel):
         "none", description="HDF5 store compression: none (fastest) or gzip (level 1 + shuffle: "
         "half the size, twice the conversion time)")
     parallel_workers: int = Field(
-        2, ge=1, le=256, description="worker processes for generation and CSV conversion")
+        2, ge=1, le=256, description="worker processes for generation, CSV conversion and plotting")
     chunk_size: int = Field(10000, ge=1, description="events per chunk when converting CSVs")
     on_bad_row: Literal["error", "skip"] = Field(
         "error", description="malformed CSV rows: stop with an error, or skip and report counts")
@@ -131,6 +131,9 @@ class Config(BaseModel):
         "overlay_roc", description="folder under output/plots for the overlay")
     overlay_roc_filename: str = Field(
         "combined_roc", description="overlay file name (a .pdf/.png suffix is dropped)")
+    overlay_roc_score: str = Field(
+        "", max_length=64,
+        description="score drawn per project in the overlay; empty: each one's primary score")
 
     # --- event generation (generate mode) ---
     gen_bkg_train_events: int = Field(2000, ge=0, description="events per bkg_train generator")

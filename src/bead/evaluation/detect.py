@@ -21,7 +21,8 @@ from bead.config import Config
 from bead.errors import DataError
 from bead.evaluation.enrichment import enrichment_metrics
 from bead.evaluation.metrics import compute_metrics, signed_observables
-from bead.evaluation.scores import ScoreTable, write_scores
+from bead.evaluation.provenance import METRICS_FILE, PROVENANCE, make_provenance
+from bead.evaluation.scores import LATENT_VIEWS, SCORES_FILE, ScoreTable, write_scores
 from bead.fileio import atomic_write_json
 from bead.levels import parse_levels
 from bead.losses.objective import Objective
@@ -35,19 +36,20 @@ from bead.training.trainer import EVAL_BATCH, batch_slices
 
 log = logging.getLogger(__name__)
 
-SCORES_FILE = "scores.h5"
-METRICS_FILE = "metrics.json"
-
 
 def score_events(
     model: BeadModel, objective: Objective, inputs: Batch, runtime: Runtime,
     batch_size: int = EVAL_BATCH, on_batch: Callable[[int], None] | None = None,
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Per-event loss components and latents of ``inputs`` (kept on the CPU, batches sent to
-    the device one at a time so memory stays bounded)."""
+    the device one at a time so memory stays bounded).
+
+    The latents are ``latent`` (the representation scores and plots use) and each of the
+    model's ``LATENT_VIEWS`` that it returns.
+    """
     model.eval()
     scores: dict[str, list[np.ndarray]] = {}
-    latents: list[np.ndarray] = []
+    latents: dict[str, list[np.ndarray]] = {}
     with torch.no_grad():
         for idx in batch_slices(len(inputs), batch_size):
             batch = inputs.select(idx).to(runtime.device)
@@ -57,11 +59,14 @@ def score_events(
                 raise DataError(f"model {type(model).__name__} returned no latent vector")
             for name, values in result.components.items():
                 scores.setdefault(name, []).append(values.float().cpu().numpy())
-            latents.append(out.latent.float().cpu().numpy())
+            views = {"latent": out.latent, **{v: getattr(out, v) for v in LATENT_VIEWS}}
+            for name, tensor in views.items():
+                if tensor is not None:
+                    latents.setdefault(name, []).append(tensor.float().cpu().numpy())
             if on_batch is not None:
                 on_batch(len(idx))
     return ({name: np.concatenate(parts) for name, parts in scores.items()},
-            np.concatenate(latents))
+            {name: np.concatenate(parts) for name, parts in latents.items()})
 
 
 def _check_shape(inputs: Batch, spec: ModelSpec, entry: SampleEntry) -> None:
@@ -105,6 +110,7 @@ def detect(
         raise DataError(f"{manifest.path}: the inputs were prepared with other scalers than the "
                         "model was trained on (prepare_inputs ran again with other settings or "
                         "training data); rerun train, or prepare_inputs as before training")
+    provenance = make_provenance(Path(models_dir), manifest)
     background, signals = manifest.of_flag("bkg_test"), manifest.of_flag("sig_test")
     if not background:
         raise DataError(f"{manifest.path}: no bkg_test sample to score (add bkg_test_*.csv "
@@ -130,7 +136,7 @@ def detect(
             log.debug("scoring %s from %s: %s", entry.stem, tensors_dir / entry.file,
                       ", ".join(f"{lv} {list(inputs[lv].x.shape)}" for lv in spec.levels))
             _check_shape(inputs, spec, entry)
-            scores, latent = score_events(
+            scores, latents = score_events(
                 model, objective, inputs, runtime, max(EVAL_BATCH, config.batch_size),
                 on_batch=lambda n: bar.advance(task, n))
             n, is_signal = len(inputs), entry.flag == "sig_test"
@@ -141,7 +147,7 @@ def detect(
                 ("sample_index", np.full(n, index, np.int16)),
                 ("generator_index", np.full(n, generator_names.index(entry.generator),
                                             np.int16)),
-                ("latent", latent),
+                *latents.items(),
             ):
                 columns.setdefault(key, []).append(values)
             for name, values in scores.items():
@@ -150,16 +156,18 @@ def detect(
             for name, values in raw.items():
                 observable_parts.setdefault(name, []).append(values)
             log.info("scored %s: %d events", entry.stem, n)
+    merged = {key: np.concatenate(parts) for key, parts in columns.items()}
     table = ScoreTable(
-        **{key: np.concatenate(parts) for key, parts in columns.items()},
+        **{key: merged.pop(key) for key in list(merged) if key not in LATENT_VIEWS},
         scores={name: np.concatenate(parts) for name, parts in score_parts.items()},
         sample_names=[e.stem for e in entries], generator_names=generator_names,
-        signal_samples=[e.stem for e in signals],
+        signal_samples=[e.stem for e in signals], latents=merged, provenance=provenance,
         observables={name: np.concatenate(parts) for name, parts in observable_parts.items()})
     write_scores(results_dir / SCORES_FILE, table)
     metrics = compute_metrics(table, primary_score=objective.primary_score,
                               bootstrap_resamples=config.bootstrap_resamples, seed=config.seed)
     metrics["enrichment"] = _enrichment(table, metrics, manifest, spec)
+    metrics[PROVENANCE] = provenance
     for warning in metrics["warnings"]:
         log.warning("%s", warning)
     atomic_write_json(results_dir / METRICS_FILE, metrics)

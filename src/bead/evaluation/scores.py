@@ -2,6 +2,8 @@
 
 Plots and metrics read this file, so it holds everything they need: labels, weights, sample and
 generator indices (with their names as root attributes), latents and one dataset per score.
+Optional parts: the model's other latent views (``z0``, ``zk``, ``mu``, ``logvar``, where the
+model has them) and a ``provenance`` attribute naming the model and inputs that were scored.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -19,6 +22,9 @@ from bead.fileio import atomic_path
 _COLUMNS = {"label": np.int8, "weight": np.float32, "evt_id": np.int64,
             "sample_index": np.int16, "generator_index": np.int16, "latent": np.float32}
 _NAMES = ("sample_names", "generator_names", "signal_samples")
+LATENT_VIEWS = ("z0", "zk", "mu", "logvar")  # optional [N, L] datasets, ModelOutput's names
+PROVENANCE_ATTR = "provenance"
+SCORES_FILE = "scores.h5"
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,8 @@ class ScoreTable:
     signal_samples: list[str]
     # Raw single physics observables per event (bead.prepare.observables), no model involved.
     observables: dict[str, np.ndarray] = field(default_factory=dict)
+    latents: dict[str, np.ndarray] = field(default_factory=dict)  # LATENT_VIEWS present
+    provenance: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return len(self.label)
@@ -89,6 +97,13 @@ def write_scores(path: Path, table: ScoreTable) -> None:
             data = np.ascontiguousarray(values, dtype=np.float32)
             observed.create_dataset(name, data=data, compression="gzip", compression_opts=4,
                                     chunks=True if len(data) else None)
+        for name in LATENT_VIEWS:
+            if name in table.latents:
+                data = np.ascontiguousarray(table.latents[name], dtype=np.float32)
+                h5.create_dataset(name, data=data, compression="gzip", compression_opts=4,
+                                  chunks=True if len(data) else None)
+        if table.provenance is not None:
+            h5.attrs[PROVENANCE_ATTR] = json.dumps(table.provenance)
         h5.attrs["sample_names"] = json.dumps(table.sample_names)
         h5.attrs["generator_names"] = json.dumps(table.generator_names)
         h5.attrs["signal_samples"] = json.dumps(table.signal_samples)
@@ -112,13 +127,32 @@ def read_scores(path: Path) -> ScoreTable:
             scores = {name: h5["scores"][name][()] for name in h5["scores"]}
             observables = ({name: h5["observables"][name][()] for name in h5["observables"]}
                            if "observables" in h5 else {})
+            latents = {name: h5[name][()] for name in LATENT_VIEWS if name in h5}
             names = {key: json.loads(h5.attrs[key]) for key in _NAMES}
+            provenance = _provenance(h5.attrs)
     except (OSError, json.JSONDecodeError) as err:
         raise DataError(f"{path}: unreadable scores file ({err})") from None
     n = len(columns["label"])
-    for name, values in [*columns.items(), *scores.items(), *observables.items()]:
+    for name, values in [*columns.items(), *scores.items(), *observables.items(),
+                         *latents.items()]:
         if len(values) != n:
             raise DataError(f"{path}: {name} has {len(values)} rows, label has {n}")
     if not scores:
         raise DataError(f"{path}: group 'scores' is empty")
-    return ScoreTable(**columns, scores=scores, **names, observables=observables)
+    return ScoreTable(**columns, scores=scores, **names, observables=observables,
+                      latents=latents, provenance=provenance)
+
+
+def _provenance(attrs: Any) -> dict[str, Any] | None:
+    raw = attrs.get(PROVENANCE_ATTR)
+    value = json.loads(raw) if raw is not None else None
+    return value if isinstance(value, dict) else None
+
+
+def read_scores_provenance(path: Path) -> dict[str, Any] | None:
+    """Only the provenance attribute of a scores file (None when absent), without its data."""
+    try:
+        with h5py.File(path, "r") as h5:
+            return _provenance(h5.attrs)
+    except (OSError, json.JSONDecodeError) as err:
+        raise DataError(f"{path}: unreadable scores file ({err})") from None

@@ -73,11 +73,3 @@ def plot_lr(history: History, out_dir: Path) -> list[Path]:
         bead_label(ax)
         return save_figure(fig, out_dir / "lr")
 
-
-def plot_history(history: History, out_dir: Path) -> list[Path]:
-    """One figure per loss component (train and validation together), then the LR."""
-    components = list(dict.fromkeys([*history.train, *history.val]))
-    written = [p for c in components for p in plot_component(history, c, out_dir)]
-    if len(history.lr) == len(history.epoch) and len(history.lr):
-        written += plot_lr(history, out_dir)
-    return written

@@ -1,121 +1,380 @@
-"""A one-page HTML report per project: the metrics tables and every PNG under plots/.
+"""``plots/report.html``: one self-contained page per project that answers the question first.
 
-Self-contained except the PNGs, which it references by relative path so the folder can be
-copied or zipped as it is.
+Order (issue 11): the answer (the primary score's AUC and eps_s at eps_b = 1e-2 / 1e-3 per
+signal beside the best single observable's, a verdict on generator independence and, when
+metrics.json has one, on mass sculpting, and the ROC figure comparing the scores); then the
+configuration; then the figures by family; the full tables last, collapsed. Every image is
+embedded as a base64 PNG and the page loads no file, font or script, so it can be mailed or
+archived alone.
 """
 
 from __future__ import annotations
 
+import base64
 import html
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bead.config import Config
+from bead.evaluation.metrics import ALL_SIGNALS
+from bead.evaluation.scores import ScoreTable
 from bead.fileio import atomic_write_text
+from bead.plotting.inputs import observables, primary_score, summary_entry
 from bead.training.history import History
 
 REPORT = "report.html"
-WORKING_POINTS = ("1e-02", "1e-03")
-SECTION_ORDER = ("loss", "roc", "sic", "scores", "latent_space", "overlay_roc")
+HEADLINE_POINTS = ("1e-02", "1e-03")
+TABLE_POINTS = ("1e-01", "1e-02", "1e-03", "1e-04")
+HEADLINE_FIGURE = "roc/roc_all_scores.png"
+SECTIONS = {"loss": "Training", "roc": "ROC curves", "sic": "Significance improvement",
+            "scores": "Score distributions", "latent_space": "Latent space",
+            "overlay_roc": "Across projects"}
+# |AUC - 0.5| between two background generators below which a score "does not tell them apart"
+INDEPENDENT, SLIGHT = 0.05, 0.10
+KNOWN_SECTIONS = {"scores", "signals", "generators", "per_signal", "per_generator",
+                  "generator_separation", "provenance", "primary_score", "observables",
+                  "warnings"}
+NA_TITLE = "not resolvable: too few background events for this working point"
 
 _CSS = """
-body { font-family: Helvetica, Arial, sans-serif; margin: 1.5em; color: #222; }
-h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 1.6em; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.92em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.7em; text-align: right; }
-th { background: #f0f0f0; } td.name { text-align: left; }
-.grid { display: flex; flex-wrap: wrap; gap: 12px; }
-.grid figure { margin: 0; width: 420px; } .grid img { width: 100%; border: 1px solid #ddd; }
-figcaption { font-size: 0.8em; color: #555; word-break: break-all; }
+body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
+  margin: 0; color: #1d2330; background: #fff; font-size: 15px; }
+main { max-width: 1240px; margin: 0 auto; padding: 14px 20px 40px; }
+h1 { font-size: 1.45em; margin: 0 0 2px; } h2 { font-size: 1.2em; margin: 1.4em 0 .4em;
+  border-bottom: 1px solid #ccd; padding-bottom: 2px; }
+.sub { color: #555; margin: 0 0 10px; font-size: .9em; }
+#answer { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 460px); gap: 16px;
+  background: #eaf2fb; border: 1px solid #b9cde6; border-radius: 6px; padding: 12px 16px; }
+#answer h2 { margin-top: 0; border: 0; }
+.lead { font-size: 1.15em; margin: 0 0 8px; }
+#headline-auc { font-size: 1.5em; font-weight: 700; color: #0b3d91; }
+.verdict { margin: 6px 0; } .problem { color: #8a1c1c; font-weight: 600; }
+.warnings { color: #7a4b00; margin: 6px 0; padding-left: 1.2em; }
+.lowstats { color: #a04000; font-weight: 600; white-space: nowrap; }
+table { border-collapse: collapse; margin: 4px 0 8px; font-size: .92em; background: #fff; }
+th, td { border: 1px solid #c8ccd4; padding: 3px 8px; text-align: right; }
+th { background: #f0f2f5; } td.name { text-align: left; } td.na { color: #777; }
+.note { font-size: .85em; color: #555; margin: 2px 0 8px; }
+#answer img { width: 100%; border: 1px solid #c8ccd4; background: #fff; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(380px, 1fr)); gap: 12px; }
+figure { margin: 0; } .grid img { width: 100%; border: 1px solid #dde; }
+figcaption { font-size: .8em; color: #555; overflow-wrap: anywhere; }
+details { margin: 8px 0; } summary { cursor: pointer; font-weight: 600; }
 """
 
 
-def _num(value: Any, fmt: str = ".4f") -> str:
-    return "—" if value is None else format(float(value), fmt)
+@dataclass
+class ReportInputs:
+    """What the report shows; ``metrics`` and ``table`` only when they are current, and
+    ``problem`` (stale or missing results) otherwise."""
+
+    title: str
+    config: Config
+    history: History | None = None
+    metrics: dict[str, Any] | None = None
+    table: ScoreTable | None = None
+    problem: str | None = None
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f'<td class="name">{html.escape(r[0])}</td>' if i == 0 else
-                         f"<td>{html.escape(c)}</td>" for i, c in enumerate(r)) + "</tr>"
-        for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+class _Cells:
+    """Formats table cells and remembers whether a null ("—") was shown, for the footnote."""
+
+    def __init__(self) -> None:
+        self.null_shown = False
+
+    def num(self, value: Any, fmt: str = ".3f") -> str:
+        if value is None:
+            self.null_shown = True
+            return f'<td class="na" title="{NA_TITLE}">—</td>'
+        return f"<td>{format(float(value), fmt)}</td>"
+
+    def footnote(self) -> str:
+        if not self.null_shown:
+            return ""
+        self.null_shown = False
+        return ('<p class="note">— : not resolvable. The background sample has fewer than '
+                "1/ε<sub>b</sub> effective events, so this working point cannot be measured "
+                "(null in metrics.json).</p>")
 
 
-def _signal_table(metrics: dict[str, Any]) -> str:
-    header = ["score", "signal", "AUC", *(f"eff_s @ eps_b={wp}" for wp in WORKING_POINTS),
-              "max SIC"]
+def _wp(point: str) -> str:
+    """'1e-02' as HTML: ε_s at ε_b = 10^-2."""
+    return f"ε<sub>s</sub> at ε<sub>b</sub>&nbsp;=&nbsp;10<sup>{int(point.split('e')[1]):d}</sup>"
+
+
+def _name(text: str, extra: str = "") -> str:
+    return f'<td class="name">{html.escape(text)}{extra}</td>'
+
+
+def _low_stats(entry: dict[str, Any]) -> str:
+    if not entry.get("low_stats"):
+        return ""
+    return (' <span class="lowstats" title="counts below the documented low-statistics '
+            'thresholds">⚠ low stats</span>')
+
+
+def _table(header: list[str], rows: list[str]) -> str:
+    head = "".join(f"<th>{h}</th>" for h in header)
+    return f"<table><tr>{head}</tr>{''.join(f'<tr>{r}</tr>' for r in rows)}</table>"
+
+
+def _signals(metrics: dict[str, Any]) -> list[str]:
+    """The signal keys to show: each sample, and all signals together only when several."""
+    signals = list(metrics.get("signals") or [])
+    return [*signals, ALL_SIGNALS] if len(signals) > 1 else signals
+
+
+def _signal_name(key: str) -> str:
+    return "all signals" if key == ALL_SIGNALS else key
+
+
+def _eff(entry: dict[str, Any], point: str) -> Any:
+    return (entry.get("eff_s") or {}).get(point)
+
+
+def best_observable(metrics: dict[str, Any], signal: str) -> str | None:
+    """The single observable with the highest AUC for ``signal``, if any was measured."""
+    names = observables(metrics, (metrics.get("per_signal") or {}).keys())
+    aucs = {n: summary_entry(metrics, n, signal).get("auc") for n in names}
+    aucs = {n: a for n, a in aucs.items() if a is not None}
+    return max(aucs, key=aucs.__getitem__) if aucs else None
+
+
+def independence_verdict(metrics: dict[str, Any], score: str) -> str:
+    """One line: the largest |AUC - 0.5| of ``score`` between two background generators."""
+    pairs = (metrics.get("generator_separation") or {}).get(score) or {}
+    values = {p: float(a) for p, a in pairs.items() if a is not None}
+    if not values:
+        return "Generator independence: not tested (fewer than two background generators)."
+    pair, auc = max(values.items(), key=lambda item: abs(item[1] - 0.5))
+    deviation = abs(auc - 0.5)
+    if deviation < INDEPENDENT:
+        verdict = "the score does not tell the background generators apart"
+    elif deviation < SLIGHT:
+        verdict = "the score separates the background generators slightly"
+    else:
+        verdict = "the score separates the background generators: it depends on the generator"
+    return (f"Generator independence ({score}): max |AUC − 0.5| = {deviation:.3f} over "
+            f"{len(values)} generator pair{'s' if len(values) > 1 else ''} (largest: "
+            f"{pair.replace('_vs_', ' vs ')}, AUC {auc:.3f}) — {verdict}.")
+
+
+def sculpting_verdict(metrics: dict[str, Any]) -> str | None:
+    """One line on mass sculpting, only when metrics.json has a ``sculpting`` section."""
+    sculpting = metrics.get("sculpting")
+    if not sculpting:
+        return None
+    if isinstance(sculpting, dict):
+        for key in ("verdict", "summary"):
+            if isinstance(sculpting.get(key), str):
+                return f"Mass sculpting: {sculpting[key]}"
+    return "Mass sculpting: measured, see the table “sculpting” below."
+
+
+def _headline_table(metrics: dict[str, Any], primary: str, cells: _Cells) -> str:
+    any_observable = any(best_observable(metrics, s) for s in _signals(metrics))
+    header = ["signal", f"AUC ({html.escape(primary)})",
+              *(_wp(p) for p in HEADLINE_POINTS)]
+    if any_observable:
+        header += ["best single observable", "AUC", *(_wp(p) for p in HEADLINE_POINTS)]
     rows = []
-    for score, per_signal in metrics.get("per_signal", {}).items():
-        for signal, entry in per_signal.items():
-            eff = entry.get("eff_s") or {}
-            rows.append([score, signal, _num(entry.get("auc")),
-                         *(_num(eff.get(wp)) for wp in WORKING_POINTS),
-                         _num(entry.get("max_sic"), ".2f")])
+    for signal in _signals(metrics):
+        entry = summary_entry(metrics, primary, signal)
+        row = (_name(_signal_name(signal), _low_stats(entry)) + cells.num(entry.get("auc"))
+               + "".join(cells.num(_eff(entry, p)) for p in HEADLINE_POINTS))
+        if any_observable:
+            best = best_observable(metrics, signal)
+            obs = summary_entry(metrics, best, signal) if best else {}
+            row += (_name(best or "—", _low_stats(obs)) + cells.num(obs.get("auc"))
+                    + "".join(cells.num(_eff(obs, p)) for p in HEADLINE_POINTS))
+        rows.append(row)
     return _table(header, rows)
 
 
-def _generator_table(metrics: dict[str, Any]) -> str:
-    rows = [[score, gen, _num((entries.get("all_signals") or {}).get("auc"))]
-            for score, per_gen in metrics.get("per_generator", {}).items()
-            for gen, entries in per_gen.items()]
-    return _table(["score", "background generator", "AUC (all signals)"], rows)
+def _answer(inputs: ReportInputs, plots_dir: Path) -> str:
+    """The first screen: does the model find the signal, and is it generator-independent?"""
+    metrics, cells = inputs.metrics, _Cells()
+    parts = ["<h2>The answer</h2>"]
+    if inputs.problem:
+        parts.append(f'<p class="problem">Evaluation results not shown: '
+                     f"{html.escape(inputs.problem)}.</p>")
+    if metrics is None:
+        if not inputs.problem:
+            parts.append('<p class="problem">No evaluation results yet: run detect, then '
+                         "plot.</p>")
+        return f'<section id="answer"><div>{"".join(parts)}</div><div></div></section>'
+    primary = primary_score(metrics, (metrics.get("per_signal") or {}).keys()
+                            or metrics.get("scores") or [])
+    headline_key = ALL_SIGNALS if len(metrics.get("signals") or []) != 1 else metrics["signals"][0]
+    auc = summary_entry(metrics, primary, headline_key).get("auc")
+    if metrics.get("signals"):
+        where = "all signals" if headline_key == ALL_SIGNALS else html.escape(headline_key)
+        auc_text = "—" if auc is None else f"{auc:.3f}"
+        parts.append(f'<p class="lead">Primary score <b>{html.escape(primary)}</b>: AUC '
+                     f'<span id="headline-auc">{auc_text}</span> ({where}).</p>')
+        parts += [_headline_table(metrics, primary, cells), cells.footnote()]
+    else:
+        parts.append('<p class="lead" id="headline-auc">No signal sample: only the generator '
+                     "separation was measured.</p>")
+    parts.append(f'<p class="verdict">{html.escape(independence_verdict(metrics, primary))}</p>')
+    sculpting = sculpting_verdict(metrics)
+    if sculpting:
+        parts.append(f'<p class="verdict">{html.escape(sculpting)}</p>')
+    warnings = [str(w) for w in metrics.get("warnings") or []]
+    if warnings:
+        parts.append('<ul class="warnings">'
+                     + "".join(f"<li>⚠ {html.escape(w)}</li>" for w in warnings) + "</ul>")
+    figure = plots_dir / HEADLINE_FIGURE
+    image = _img(figure, "ROC curves of every score, all signals") if figure.is_file() else ""
+    return f'<section id="answer"><div>{"".join(parts)}</div><div>{image}</div></section>'
 
 
-def _separation_table(metrics: dict[str, Any]) -> str:
-    rows = [[score, pair.replace("_vs_", " vs "), _num(auc)]
-            for score, pairs in metrics.get("generator_separation", {}).items()
-            for pair, auc in pairs.items()]
-    return _table(["score", "generators", "AUC (0.5 = indistinguishable)"], rows)
+def _config_rows(inputs: ReportInputs) -> list[tuple[str, str]]:
+    config, history = inputs.config, inputs.history
+    provenance = (inputs.metrics or {}).get("provenance") or {}
+    spec = provenance.get("model_spec") or {}
+    rows = [("model", str(spec.get("model_name", config.model_name))),
+            ("loss", f"{spec.get('loss_function', config.loss_function)} "
+                     f"(β = {spec.get('reg_param', config.reg_param):g})"),
+            ("input level", f"{spec.get('input_level', config.input_level)}, features "
+                            f"{config.input_features}, normalizations {config.normalizations}"),
+            ("sizes", f"{config.num_jets} jets × {config.num_constits} constituents; latent "
+                      f"{spec.get('latent_dim', config.latent_space_size)}"
+                      + (f"; model input {spec['n_slots']} × {spec['n_features']}"
+                         if "n_slots" in spec and "n_features" in spec else ""))]
+    if history is not None:
+        rows.append(("training", f"{len(history.epoch)} epochs run (of {config.epochs}), best "
+                                 f"epoch {history.best_epoch or '—'}, {history.seconds:.1f} s, "
+                                 f"{history.events_per_second:,.0f} events/s; batch "
+                                 f"{config.batch_size}, {config.optimizer}, lr {config.lr:g}"))
+    if inputs.table is not None:
+        table = inputs.table
+        counts = [f"{g.name} {int(g.mask.sum()):,}" for g in table.background_groups()]
+        counts += [f"{g.name} {int(g.mask.sum()):,}" for g in table.signal_groups()]
+        rows.append(("test events", ", ".join(counts)))
+    if provenance:
+        prepared = str(provenance.get("scalers_sha256", "—"))[:12]
+        key = provenance.get("prepared_key") or provenance.get("prepared_folder")
+        rows.append(("prepared data", f"scalers.json sha256 {prepared}…"
+                                      + (f" ({key})" if key else "")))
+        rows.append(("scored model", f"best.pt sha256 {str(provenance.get('model_sha256'))[:12]}…"))
+    return rows
 
 
-def _training_summary(history: History) -> str:
-    parts = [f"{len(history.epoch)} epochs"]
-    if history.best_epoch > 0:
-        parts.append(f"best epoch {history.best_epoch}")
-    if history.seconds > 0:
-        parts.append(f"{history.seconds:.1f} s")
-    if history.events_per_second > 0:
-        parts.append(f"{history.events_per_second:,.0f} events/s")
-    return f"<p>Training: {html.escape(', '.join(parts))}.</p>"
+def _img(png: Path, alt: str) -> str:
+    data = base64.b64encode(png.read_bytes()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
 def _figures(plots_dir: Path) -> str:
     sections = []
-    pngs = sorted(plots_dir.rglob("*.png"))
-    def order(folder: Path) -> tuple[int, str]:
-        name = folder.relative_to(plots_dir).as_posix()
-        return (SECTION_ORDER.index(name) if name in SECTION_ORDER else len(SECTION_ORDER), name)
-
-    for folder in sorted({p.parent for p in pngs}, key=order):
-        title = folder.relative_to(plots_dir).as_posix() or "plots"
+    pngs = sorted(p for p in plots_dir.rglob("*.png")
+                  if p.relative_to(plots_dir).as_posix() != HEADLINE_FIGURE)
+    folders = sorted({p.parent.relative_to(plots_dir).as_posix() for p in pngs},
+                     key=lambda f: (list(SECTIONS).index(f) if f in SECTIONS else len(SECTIONS), f))
+    for folder in folders:
         cells = []
-        for png in (p for p in pngs if p.parent == folder):
+        for png in (p for p in pngs if p.parent.relative_to(plots_dir).as_posix() == folder):
             rel = png.relative_to(plots_dir).as_posix()
-            pdf = png.with_suffix(".pdf").relative_to(plots_dir).as_posix()
-            cells.append(f'<figure><a href="{html.escape(pdf)}"><img src="{html.escape(rel)}" '
-                         f'alt="{html.escape(rel)}" loading="lazy"></a>'
-                         f"<figcaption>{html.escape(rel)}</figcaption></figure>")
-        sections.append(f"<h2>{html.escape(title)}</h2><div class=\"grid\">{''.join(cells)}</div>")
-    return "".join(sections) or "<p>No plots yet.</p>"
+            cells.append(f"<figure>{_img(png, rel)}<figcaption>{html.escape(rel)} (PDF beside "
+                         "it)</figcaption></figure>")
+        title = SECTIONS.get(folder, folder or "plots")
+        sections.append(f'<section class="figures"><h2>{html.escape(title)}</h2>'
+                        f'<div class="grid">{"".join(cells)}</div></section>')
+    return "".join(sections) or "<p>No figures yet.</p>"
 
 
-def write_report(plots_dir: Path, title: str, metrics: dict[str, Any] | None,
-                 history: History | None) -> Path:
-    """Write ``plots_dir/report.html`` from whatever inputs and PNGs exist."""
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    if history is not None:
-        body.append(_training_summary(history))
-    if metrics is not None:
-        body += ["<h2>Signal efficiency and AUC per score and signal</h2>", _signal_table(metrics),
-                 "<h2>AUC per background generator</h2>", _generator_table(metrics),
-                 "<h2>Background generator separation</h2>", _separation_table(metrics)]
-    else:
-        body.append("<p>No metrics yet (run detect, then plot).</p>")
-    body.append(_figures(plots_dir))
-    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>"
-            f"<body>{''.join(body)}</body></html>\n")
-    path = plots_dir / REPORT
-    atomic_write_text(path, page)
+def _summary_rows(metrics: dict[str, Any], cells: _Cells) -> list[str]:
+    rows = []
+    for score, per_signal in (metrics.get("per_signal") or {}).items():
+        for signal in _signals(metrics):
+            entry = per_signal.get(signal) if isinstance(per_signal, dict) else None
+            if entry is None:
+                continue
+            rows.append(_name(score) + _name(_signal_name(signal), _low_stats(entry))
+                        + cells.num(entry.get("auc"), ".4f")
+                        + "".join(cells.num(_eff(entry, p), ".4f") for p in TABLE_POINTS)
+                        + cells.num(entry.get("max_sic"), ".2f"))
+    return rows
+
+
+def _generator_rows(metrics: dict[str, Any], cells: _Cells) -> list[str]:
+    rows = []
+    for score, per_gen in (metrics.get("per_generator") or {}).items():
+        for generator, entries in (per_gen or {}).items():
+            rows.append(_name(score) + _name(generator) + "".join(
+                cells.num((entries.get(s) or {}).get("auc"), ".4f") for s in _signals(metrics)))
+    return rows
+
+
+def _flat_rows(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """Leaves of a nested section (sculpting, bootstrap, ...) as (path, value) rows."""
+    if isinstance(value, dict):
+        return [row for k, v in value.items() for row in _flat_rows(v, f"{path} / {k}"
+                                                                     if path else str(k))]
+    if isinstance(value, list) and len(value) > 8:
+        return [(path, f"[{len(value)} values]")]
+    if isinstance(value, float):
+        return [(path, f"{value:.4g}")]
+    return [(path, "—" if value is None else str(value))]
+
+
+def _tables(metrics: dict[str, Any]) -> str:
+    cells = _Cells()
+    signals = [_signal_name(s) for s in _signals(metrics)]
+    blocks = [
+        ("Signal efficiency and AUC per score and signal",
+         _table(["score", "signal", "AUC", *(_wp(p) for p in TABLE_POINTS), "max SIC"],
+                _summary_rows(metrics, cells))),
+        ("AUC per background generator",
+         _table(["score", "background generator", *(f"AUC ({html.escape(s)})" for s in signals)],
+                _generator_rows(metrics, cells))),
+        ("Background generator separation",
+         _table(["score", "generators", "AUC (0.5 = indistinguishable)"],
+                [_name(score) + _name(pair.replace("_vs_", " vs ")) + cells.num(auc, ".4f")
+                 for score, pairs in (metrics.get("generator_separation") or {}).items()
+                 for pair, auc in (pairs or {}).items()])),
+    ]
+    for key in [k for k in metrics if k not in KNOWN_SECTIONS]:
+        rows = [_name(p) + f"<td>{html.escape(v)}</td>" for p, v in _flat_rows(metrics[key])]
+        blocks.append((key, _table(["entry", "value"], rows)))
+    provenance = metrics.get("provenance")
+    if provenance:
+        rows = [_name(p) + f'<td class="name">{html.escape(v)}</td>'
+                for p, v in _flat_rows(provenance)]
+        blocks.append(("provenance (what these results were computed from)",
+                       _table(["entry", "value"], rows)))
+    out = []
+    for title, table in blocks:
+        out.append(f"<details><summary>{html.escape(title)}</summary>{table}"
+                   f"{cells.footnote()}</details>")
+    return f'<section id="tables"><h2>Full tables</h2>{"".join(out)}</section>'
+
+
+def render_report(plots_dir: Path, inputs: ReportInputs) -> str:
+    """The page as a string (see the module docstring for its order)."""
+    project = plots_dir.parent.parent.name if plots_dir.parent.name == "output" else ""
+    sub = f"project {project}: " if project else ""
+    sub += f"{inputs.config.model_name} with {inputs.config.loss_function}"
+    config = [_name(k) + f'<td class="name">{html.escape(v)}</td>'
+              for k, v in _config_rows(inputs)]
+    body = [f"<header><h1>{html.escape(inputs.title)}</h1>"
+            f'<p class="sub">{html.escape(sub)}</p></header>',
+            _answer(inputs, plots_dir),
+            '<section id="config"><h2>Configuration</h2>'
+            f"{_table(['', 'value'], config)}</section>",
+            _figures(plots_dir)]
+    if inputs.metrics is not None:
+        body.append(_tables(inputs.metrics))
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{html.escape(inputs.title)}</title><style>{_CSS}</style></head>"
+            f"<body><main>{''.join(body)}</main></body></html>\n")
+
+
+def write_report(plots_dir: Path, inputs: ReportInputs) -> Path:
+    """Write ``plots_dir/report.html`` from the inputs and the PNGs under ``plots_dir``."""
+    path = Path(plots_dir) / REPORT
+    atomic_write_text(path, render_report(Path(plots_dir), inputs))
     return path

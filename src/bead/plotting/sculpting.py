@@ -27,41 +27,44 @@ MASS_LABELS = {"j1_mass": r"Leading-jet mass $m_{j_1}$ [GeV]",
 CUT_STYLES = ("--", ":")
 
 
-def plot_sculpting(table: ScoreTable, metrics: dict[str, Any], out_dir: Path) -> list[Path]:
-    """One figure per mass in metrics.json's ``sculpting`` section (none without it)."""
-    section = metrics.get("sculpting") or {}
-    score = section.get("score", "?")
-    written: list[Path] = []
-    for name, entry in (section.get("observables") or {}).items():
-        edges = np.asarray(entry["edges"], float)
-        with hep_style():
-            fig, ax = new_figure()
-            drawn = [entry["before"]]
-            ax.stairs(entry["before"], edges, color="black", lw=2, label="background, no cut")
-            for i, (key, cut) in enumerate(entry["cuts"].items()):
-                if cut.get("after") is None:
-                    continue
-                drawn.append(cut["after"])
-                ax.stairs(cut["after"], edges, color=color(i, False),
-                          ls=CUT_STYLES[i % len(CUT_STYLES)], lw=2,
-                          label=rf"$\varepsilon_B$ = {key}: JSD {cut['jsd']:.3f} "
-                                f"(stat. {cut['jsd_stat']:.3f})")
-            if table.is_signal.any() and name in table.observables:
-                sig = table.is_signal
-                drawn.append(fractions(np.asarray(table.observables[name][sig], float),
-                                       np.clip(table.weight[sig], 0, None), edges))
-                ax.stairs(drawn[-1], edges, color=color(0, True), lw=1.5, alpha=0.7,
-                          label="all signals, no cut")
-            ax.set_xlim(edges[0], edges[-1])
-            ax.set_yscale("log")  # steeply falling spectra: shapes show on a log axis
-            positive = np.concatenate([np.asarray(h)[np.asarray(h) > 0] for h in drawn])
-            ax.set_ylim(bottom=max(positive.min() / 2 if positive.size else 1e-4, 1e-6))
-            add_headroom(ax, 0.3)
-            ax.set_xlabel(MASS_LABELS.get(name, name))
-            ax.set_ylabel("Fraction of events / bin")
-            ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.92), fontsize=11)
-            dcor = entry.get("distance_correlation")
-            rlabel = f"cut on {score}" + (f", dCor = {dcor:.3f}" if dcor is not None else "")
-            bead_label(ax, rlabel=rlabel)
-            written += save_figure(fig, out_dir / f"sculpting_{safe_name(name)}")
-    return written
+def sculpting_masses(metrics: dict[str, Any] | None) -> list[str]:
+    """The masses metrics.json's ``sculpting`` section measured (one figure each)."""
+    return list(((metrics or {}).get("sculpting") or {}).get("observables") or {})
+
+
+def plot_sculpting(table: ScoreTable, metrics: dict[str, Any], name: str,
+                   out_dir: Path) -> list[Path]:
+    """The figure of mass ``name`` from metrics.json's ``sculpting`` section."""
+    section = metrics["sculpting"]
+    score, entry = section.get("score", "?"), section["observables"][name]
+    edges = np.asarray(entry["edges"], float)
+    with hep_style():
+        fig, ax = new_figure()
+        drawn = [entry["before"]]
+        ax.stairs(entry["before"], edges, color="black", lw=2, label="background, no cut")
+        for i, (key, cut) in enumerate(entry["cuts"].items()):
+            if cut.get("after") is None:
+                continue
+            drawn.append(cut["after"])
+            ax.stairs(cut["after"], edges, color=color(i, False),
+                      ls=CUT_STYLES[i % len(CUT_STYLES)], lw=2,
+                      label=rf"$\varepsilon_B$ = {key}: JSD {cut['jsd']:.3f} "
+                            f"(stat. {cut['jsd_stat']:.3f})")
+        if table.is_signal.any() and name in table.observables:
+            sig = table.is_signal
+            drawn.append(fractions(np.asarray(table.observables[name][sig], float),
+                                   np.clip(table.weight[sig], 0, None), edges))
+            ax.stairs(drawn[-1], edges, color=color(0, True), lw=1.5, alpha=0.7,
+                      label="all signals, no cut")
+        ax.set_xlim(edges[0], edges[-1])
+        ax.set_yscale("log")  # steeply falling spectra: shapes show on a log axis
+        positive = np.concatenate([np.asarray(h)[np.asarray(h) > 0] for h in drawn])
+        ax.set_ylim(bottom=max(positive.min() / 2 if positive.size else 1e-4, 1e-6))
+        add_headroom(ax, 0.3)
+        ax.set_xlabel(MASS_LABELS.get(name, name))
+        ax.set_ylabel("Fraction of events / bin")
+        ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.92), fontsize=11)
+        dcor = entry.get("distance_correlation")
+        rlabel = f"cut on {score}" + (f", dCor = {dcor:.3f}" if dcor is not None else "")
+        bead_label(ax, rlabel=rlabel)
+        return save_figure(fig, out_dir / f"sculpting_{safe_name(name)}")
