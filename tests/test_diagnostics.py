@@ -22,6 +22,7 @@ from bead.diagnostics import (
     run_diagnostics,
 )
 from bead.errors import DataError
+from bead.plotting.report import ReportInputs, render_report
 from bead.prepare.manifest import prepared_dir
 from bead.project import ProjectPaths
 
@@ -33,7 +34,8 @@ def diagnosed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     root = tmp_path_factory.mktemp("diag")
     tensors = make_tensor_folder(root / "tensors", n_train=300, n_test=50, n_signal=20)
     config = small_config(model_name="Planar_ConvVAE", loss_function="VAEFlowLoss")
-    return root / "out", run_diagnostics(config, tensors, root / "out", QUICK)
+    out = root / "output" / "diagnostics"  # where the mode writes in a project
+    return out, run_diagnostics(config, tensors, out, QUICK)
 
 
 def test_summary_has_phases_throughput_memory_and_operators(diagnosed):
@@ -78,6 +80,24 @@ def test_operator_table_trace_resources_and_plots_are_written(diagnosed):
             assert f"{base}.{suffix}" in files["plots"]
             assert (out / f"{base}.{suffix}").stat().st_size > 1000
     assert not list(out.glob(".*"))  # no staging folder or temporary file left
+
+
+def test_the_report_shows_the_last_run(diagnosed):
+    out, summary = diagnosed
+    page = render_report(out.parent / "plots", ReportInputs("t", small_config()))
+    section = page[page.index('<section id="diagnostics">'):]
+    section = section[:section.index("</section>")]
+    speed = summary["throughput"]["train_events_per_second"]
+    assert f"training {speed:,.0f} events/s" in section
+    assert f"{summary['peak_memory']['rss_mb']:,.0f} MB resident" in section
+    for phase in PHASES:
+        per_batch = summary["phases"][phase]["per_batch_ms"]
+        assert f'<td class="name">{phase}</td><td>{per_batch:.2f}</td>' in section
+    assert summary["top_operators"][0]["name"] in section
+    assert section.count('<img src="data:image/png;base64,') == 3  # cpu, memory, phases
+    # No run, no section.
+    assert 'id="diagnostics"' not in render_report(out.parent.parent / "elsewhere" / "plots",
+                                                   ReportInputs("t", small_config()))
 
 
 def test_a_damaged_summary_is_a_data_error(tmp_path):

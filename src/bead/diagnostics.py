@@ -23,7 +23,6 @@ summary the report reads; ``SUMMARY_VERSION``) last, so a failed run leaves the 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 import time
@@ -38,7 +37,7 @@ import torch
 from matplotlib.axes import Axes
 
 from bead.config import Config
-from bead.errors import DataError
+from bead.diagnostics_summary import DIAGNOSTICS_DIR, SUMMARY, SUMMARY_VERSION, read_summary
 from bead.fileio import atomic_path, atomic_write_json, atomic_write_text, staged_folder
 from bead.levels import parse_levels
 from bead.models.batch import Batch
@@ -50,15 +49,14 @@ from bead.training.optim import build_optimizer
 from bead.training.runtime import Runtime, make_runtime, seed_everything
 from bead.training.trainer import EVAL_BATCH, batch_slices, check_preparation
 
+__all__ = ["DIAGNOSTICS_DIR", "Plan", "read_summary", "run_diagnostics"]
+
 log = logging.getLogger(__name__)
 
-DIAGNOSTICS_DIR = "diagnostics"  # under the project's output/
-SUMMARY = "diagnostics.json"
 OPERATORS_TEXT = "operators.txt"
 OPERATORS_JSON = "operators.json"
 TRACE = "trace.json"
 RESOURCES = "resources.json"
-SUMMARY_VERSION = 1
 
 PHASES = ("data", "forward", "backward", "optimizer", "scoring")
 WARMUP_STEPS = 3  # first steps pay one-off costs (allocator, kernels): not timed
@@ -380,22 +378,6 @@ def _summary(config: Config, runtime: Runtime, run: _Run, clock: PhaseClock,
         "files": {"summary": SUMMARY, "operators_text": OPERATORS_TEXT,
                   "operators_json": OPERATORS_JSON, "trace": TRACE, "resources": RESOURCES},
     }
-
-
-def read_summary(out_dir: Path) -> dict[str, Any] | None:
-    """The summary of the last diagnostics run in ``out_dir`` (None when there is none); a
-    damaged one is a DataError naming the file."""
-    path = Path(out_dir) / SUMMARY
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: cannot read JSON: {err}") from None
-    if not isinstance(data, dict) or data.get("version") != SUMMARY_VERSION:
-        raise DataError(f"{path}: not a diagnostics summary of version {SUMMARY_VERSION} "
-                        "(rerun diagnostics)")
-    return data
 
 
 # --- plots ------------------------------------------------------------------------------------

@@ -258,6 +258,7 @@ def mode_diagnostics(paths: ProjectPaths, opts: RunOptions, result: RunResult) -
     # A fresh model of the config on its prepared inputs: models/ is never touched.
     run_diagnostics(config, prepared_dir(paths.tensors_dir, config),
                     paths.output_dir / DIAGNOSTICS_DIR)
+    log.info("plot adds the diagnostics to %s", paths.plots_dir / "report.html")
 
 
 MODE_FUNCTIONS: dict[str, Callable[[ProjectPaths, RunOptions, RunResult], None]] = {
