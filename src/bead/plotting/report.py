@@ -188,6 +188,13 @@ def independence_verdict(metrics: dict[str, Any], score: str) -> str:
             f"{pair.replace('_vs_', ' vs ')}, AUC {auc:.3f}) — {verdict}.")
 
 
+def _jsd_ratio(cut: dict[str, Any]) -> float | None:
+    """A cut's JSD over the JSD of random selections of the same efficiency (1 = no effect)."""
+    if cut.get("jsd") is None:
+        return None
+    return float(cut["jsd"]) / max(float(cut.get("jsd_stat") or 0.0), 1e-12)
+
+
 def _sculpting_cuts(metrics: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     """(mass, working point, cut entry) of every cut metrics.json's sculpting section measured
     on enough passing events."""
@@ -216,8 +223,8 @@ def sculpting_verdict(metrics: dict[str, Any]) -> str | None:
     if not cuts:
         return (f"Mass sculpting ({score}): too few background events pass the cuts to "
                 f"measure it{dcor}.")
-    mass, point, cut = max(cuts, key=lambda c: c[2]["jsd"] / max(c[2]["jsd_stat"] or 0, 1e-12))
-    ratio = cut["jsd"] / max(cut["jsd_stat"] or 0, 1e-12)
+    mass, point, cut = max(cuts, key=lambda c: _jsd_ratio(c[2]) or 0.0)
+    ratio = _jsd_ratio(cut) or 0.0
     if ratio <= UNSCULPTED:
         verdict = "no sculpting beyond the statistical fluctuation of the sample"
     elif ratio <= MILDLY_SCULPTED:
@@ -391,13 +398,11 @@ def _sculpting_rows(metrics: dict[str, Any], cells: _Cells) -> list[str]:
     rows = []
     for mass, entry in masses.items():
         for point, cut in (entry.get("cuts") or {}).items():
-            ratio = (cut["jsd"] / max(cut["jsd_stat"] or 0, 1e-12)
-                     if cut.get("jsd") is not None else None)
             rows.append(_name(mass) + _name(point, _low_stats(cut))
                         + cells.num(cut.get("eff_b"), ".4f")
                         + cells.num(cut.get("n_pass_eff"), ".0f")
                         + cells.num(cut.get("jsd"), ".4f") + cells.num(cut.get("jsd_stat"), ".4f")
-                        + cells.num(ratio, ".1f")
+                        + cells.num(_jsd_ratio(cut), ".1f")
                         + cells.num(entry.get("distance_correlation"), ".3f"))
     return rows
 
