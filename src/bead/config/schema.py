@@ -145,6 +145,16 @@ class Config(BaseModel):
     activation_extraction: bool = Field(
         False, description="save layer activations when scoring (not yet: ignored)")
 
+    # --- evaluation (detect) ---
+    holdout_generator: str = Field(
+        "", pattern=r"^$|^[A-Za-z0-9][A-Za-z0-9.-]*(\+[A-Za-z0-9][A-Za-z0-9.-]*)*$",
+        description="enrichment test: background generator(s) training skips ('+' joins "
+        "several); detect measures the cut efficiency on their bkg_test events; empty = off")
+    bootstrap_resamples: int = Field(
+        100, ge=0, le=100000,
+        description="seeded bootstrap resamples for the uncertainties of AUC and eps_s in "
+        "metrics.json; 0 = off")
+
     # --- plots ---
     latent_space_plot_style: Literal["pca", "tsne", "umap", "trimap"] = Field(
         "pca", description="embedding for latent-space plots (umap/trimap need the viz extra)")
