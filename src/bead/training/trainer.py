@@ -2,7 +2,8 @@
 
 Data lives on the device as whole tensors and is batched through a shuffled index, seeded per
 epoch (so a resumed run shuffles exactly as an uninterrupted one). After every epoch the history
-and ``last.pt`` are written, so an interruption loses at most one epoch.
+and ``last.pt`` are written, so an interruption loses at most one epoch. Under torchrun each
+rank trains on its part of every batch (:mod:`bead.training.distributed`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor
 
+from bead import interrupt
 from bead.config import Config
 from bead.errors import BeadError, DataError, UsageError
+from bead.fileio import remove_stale_temporaries
 from bead.levels import parse_levels
 from bead.losses.catalog import check_compatible
 from bead.losses.objective import Objective
@@ -28,6 +31,7 @@ from bead.models.base import BeadModel
 from bead.models.batch import Batch
 from bead.prepare.manifest import PREPARATION_KEYS, Manifest, read_manifest
 from bead.stats import MIN_VALIDATION_EVENTS
+from bead.training import distributed
 from bead.training.checkpoint import (
     BEST,
     LAST,
@@ -39,6 +43,7 @@ from bead.training.checkpoint import (
     save_torch,
     write_model_spec,
 )
+from bead.training.compile import compiled_forward
 from bead.training.data import load_training_split, sample_layout
 from bead.training.history import History
 from bead.training.optim import build_optimizer, build_scheduler, current_lr
@@ -65,46 +70,58 @@ class TrainResult:
     events_per_second: float
 
 
-def batch_slices(n: int, batch_size: int, order: Tensor | None = None) -> list[Tensor]:
-    """Index tensors of ``ceil(n / batch_size)`` near-equal batches (none of size 1 unless
-    ``batch_size`` is 1), over ``order`` or over 0..n-1."""
+def batch_slices(n: int, batch_size: int, order: Tensor | None = None,
+                  max_batches: int | None = None) -> list[Tensor]:
+    """Index tensors of ``ceil(n / batch_size)`` (at most ``max_batches``) near-equal batches
+    (none of size 1 unless ``batch_size`` is 1), over ``order`` or over 0..n-1."""
     order = torch.arange(n) if order is None else order
-    return list(torch.tensor_split(order, max(1, math.ceil(n / batch_size))))
+    count = max(1, math.ceil(n / batch_size))
+    return list(torch.tensor_split(order, min(count, max_batches or count)))
 
 
 class _Sums:
-    """Weighted running sums of per-event loss components, kept on the device (no sync)."""
+    """Weighted running sums of per-event loss components, kept on the device (no sync): the
+    components of a batch are stacked and weighed in one product, not one by one."""
 
     def __init__(self) -> None:
-        self.sums: dict[str, Tensor] = {}
+        self.names: list[str] | None = None
+        self.sums: Tensor | None = None
         self.weight: Tensor | None = None
 
     def add(self, components: dict[str, Tensor], weight: Tensor) -> None:
-        for name, value in components.items():
-            part = (weight * value.detach().float()).sum()
-            self.sums[name] = self.sums[name] + part if name in self.sums else part
+        if self.names is None:
+            self.names = list(components)
+        stacked = torch.stack([components[n].detach().float() for n in self.names])
+        part = stacked @ weight.float()
         total = weight.abs().sum()
+        self.sums = part if self.sums is None else self.sums + part
         self.weight = total if self.weight is None else self.weight + total
 
     def means(self) -> dict[str, float]:
-        """Epoch means, normalised like the loss (sum |w|): with unit weights, per-event means
-        however the events were batched."""
-        assert self.weight is not None, "no batch was accumulated"
-        norm = self.weight.clamp(min=torch.finfo(self.weight.dtype).tiny)
-        return {name: float(value / norm) for name, value in self.sums.items()}
+        """Epoch means over every rank, normalised like the loss (sum |w|): with unit weights,
+        per-event means however the events were batched."""
+        assert self.names is not None and self.sums is not None and self.weight is not None, \
+            "no batch was accumulated"
+        sums, weight = distributed.reduce_sums(dict(zip(self.names, self.sums, strict=True)),
+                                               self.weight)
+        norm = weight.clamp(min=torch.finfo(weight.dtype).tiny)
+        values = torch.stack([sums[n] for n in self.names]) / norm
+        return dict(zip(self.names, values.tolist(), strict=True))
 
 
 def evaluate(
     model: BeadModel, objective: Objective, data: Batch, runtime: Runtime,
     batch_size: int = EVAL_BATCH,
 ) -> dict[str, float]:
-    """Epoch means of every loss component over ``data``, in eval mode without gradients."""
+    """Epoch means of every loss component over ``data``, in eval mode without gradients (in a
+    process group: over every rank's ``data``)."""
     was_training = model.training
     model.eval()
     sums = _Sums()
     with torch.no_grad():
         order = torch.arange(len(data), device=data.weight.device)
         for idx in batch_slices(len(data), batch_size, order):
+            interrupt.check_interrupted()
             batch = data.select(idx)
             with runtime.autocast():
                 result = objective.step(model, batch)
@@ -126,6 +143,13 @@ class Trainer:
         self.spec = ModelSpec.from_config(config, layout, scalers_sha256, prepared_key)
         self.model = self.spec.build().to(runtime.device)
         self.objective = self.spec.objective()
+        # What the loop calls: the model, in DDP in a process group, compiled on request.
+        self.net: torch.nn.Module = self.model
+        if distributed.is_active():
+            self.net = distributed.wrap_model(self.model, runtime.device, self._probe)
+            self.val_data = val_data.select(distributed.local_part(len(val_data), runtime))
+        if config.compile:
+            self.net = compiled_forward(self.net)
         self.optimizer = build_optimizer(config.optimizer, self.model.parameters(), config.lr)
         self.scheduler = build_scheduler(self.optimizer, config)
         self.scaler = torch.amp.GradScaler(runtime.device.type,
@@ -141,19 +165,32 @@ class Trainer:
 
     # --- one epoch ---------------------------------------------------------------------------
 
+    def _probe(self) -> None:
+        """One forward and backward pass on two events, without a step (see wrap_model)."""
+        batch = self.train_data.select(torch.arange(min(2, len(self.train_data)),
+                                                    device=self.train_data.weight.device))
+        with self.runtime.autocast():
+            self.objective.step(self.model, batch).total.backward()
+
     def train_epoch(self) -> dict[str, float]:
-        """One pass over the shuffled training events; returns the epoch means."""
+        """One pass over the shuffled training events (in a process group, this rank's part of
+        every batch); returns the epoch means."""
         self.model.train()
-        data, clip = self.train_data, self.config.gradient_clip
+        data, clip, runtime = self.train_data, self.config.gradient_clip, self.runtime
         self.shuffle.manual_seed(self.config.seed + self.epoch)
         order = torch.randperm(len(data), generator=self.shuffle).to(data.weight.device)
+        batches = batch_slices(len(data), self.config.batch_size, order,
+                               distributed.max_batches(len(data), runtime.world_size))
+        distributed.seed_rank(self.config.seed, self.epoch, runtime)
         sums = _Sums()
-        for idx in batch_slices(len(data), self.config.batch_size, order):
+        for idx, scale in distributed.shard(batches, data.weight, runtime):
+            interrupt.check_interrupted()
             batch = data.select(idx)
-            with self.runtime.autocast():
-                result = self.objective.step(self.model, batch)
+            with runtime.autocast():
+                result = self.objective.step(self.net, batch)
+            loss = result.total if scale is None else result.total * scale
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(result.total).backward()
+            self.scaler.scale(loss).backward()
             if clip > 0:
                 self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
@@ -284,6 +321,9 @@ class Trainer:
         self.history.seconds += seconds
         self.history.events_per_second = (
             len(self.history.epoch) * len(self.train_data) / self.train_seconds)
+        # Named loss weights (an annealing schedule's) as rank 0 has them, on every rank.
+        self.objective.weights = distributed.broadcast_weights(self.objective.weights,
+                                                               self.runtime.device)
 
     def _write(self, models_dir: Path, results_dir: Path) -> None:
         if self.replaces_previous:
@@ -348,6 +388,8 @@ def train(
         levels = parse_levels(config.input_level)
         train_data, val_data = load_training_split(manifest, levels, runtime.device,
                                                    config.weighted_training)
+        distributed.check_world(len(train_data), len(val_data), config.batch_size,
+                                runtime.world_size, str(manifest.path))
         layout = sample_layout(manifest, train_data)
         log.info("training %s with %s on %d events (%d validation) on %s", config.model_name,
                  config.loss_function, len(train_data), len(val_data), runtime.device)
@@ -360,13 +402,16 @@ def train(
                         MIN_VALIDATION_EVENTS)
         trainer = Trainer(config, runtime, train_data, val_data, layout,
                           manifest.scalers_sha256, manifest.key)
+        if runtime.is_main:  # what a killed run left half-written
+            for folder in (models_dir, results_dir):
+                remove_stale_temporaries(folder)
         if resume and (models_dir / LAST).is_file():
             trainer.restore(models_dir)
         else:
-            if resume:
+            if resume and runtime.is_main:
                 log.warning("no %s to resume from: starting afresh, and this run will replace "
                             "the model in %s", models_dir / LAST, models_dir)
-            else:
+            elif runtime.is_main:
                 _say_if_interrupted(models_dir)
             trainer.replaces_previous = True
         return trainer.fit(models_dir, results_dir, progress)
