@@ -36,12 +36,12 @@ SETTINGS = {"epochs": 3, "batch_size": 64, "lr_scheduler_patience": 1}
 TOLERANCE = 1e-5
 
 
-def torchrun(root: Path, nproc: int = 2, *args: str) -> subprocess.CompletedProcess:
+def torchrun(root: Path, *mode: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone",
-         f"--nproc_per_node={nproc}", "-m", "bead", "-m", "train", "-p", WS, PROJ,
-         "--workspaces", str(root), "--no-progress", *args],
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "bead", *(mode or ("-m", "train")), "-p", WS, PROJ, "--workspaces", str(root),
+         "--no-progress"],
         capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -56,7 +56,7 @@ def workspace(root: Path, **settings: object) -> ProjectPaths:
 @pytest.fixture(scope="module")
 def ddp_run(tmp_path_factory: pytest.TempPathFactory):
     paths = workspace(tmp_path_factory.mktemp("ddp"))
-    proc = torchrun(paths.root)
+    proc = torchrun(paths.root, "-m", "chain", "-o", "train_detect")  # detect: rank 0 alone
     return paths, proc
 
 
@@ -84,8 +84,10 @@ def test_only_rank_0_writes_and_logs(ddp_run):
     assert sorted(p.name for p in paths.models_dir.iterdir()) == [
         "best.pt", "last.pt", "model.json"]
     assert sorted(p.name for p in paths.results_dir.iterdir()) == [
-        "history.csv", "history.json", "train_epoch_loss_data.npy", "val_epoch_loss_data.npy"]
+        "history.csv", "history.json", "metrics.json", "scores.h5",
+        "train_epoch_loss_data.npy", "val_epoch_loss_data.npy"]
     assert proc.stderr.count("epoch 3/3") == 1
+    assert proc.stderr.count("── detect ──") == 1 and proc.stderr.count("scored ") == 3
     assert proc.stderr.count("distributed training: 2 processes, backend gloo") == 1
 
 
@@ -107,3 +109,18 @@ def test_more_ranks_than_training_events_is_one_line_and_keeps_outputs(ddp_run, 
     assert "1 training and 799 validation events for 2 ranks" in errors[0]
     assert "start at most 1 processes" in errors[0]
     assert {p.name: p.read_bytes() for p in paths.models_dir.iterdir()} == before
+
+
+def test_use_ddp_in_one_process_is_a_group_of_one(tmp_path):
+    """use_ddp = true without torchrun: the same run through DDP in a world of one."""
+    from bead.cli import main
+
+    paths = workspace(tmp_path / "a", use_ddp=True)
+    assert main(["-m", "train", "-p", WS, PROJ, "--workspaces", str(paths.root),
+                 "--no-progress"]) == 0
+    assert not torch.distributed.is_initialized()  # torn down after the run
+    config = small_config(**SETTINGS)
+    single = train(config, prepared_dir(paths.tensors_dir, config), tmp_path / "models",
+                   tmp_path / "results", progress=False)
+    history = json.loads((paths.results_dir / "history.json").read_text())
+    assert history["val"] == single.history.val and history["train"] == single.history.train
