@@ -17,6 +17,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bead import interrupt
 from bead.config import Config
 from bead.errors import DataError
 from bead.evaluation.metrics import compute_metrics
@@ -51,6 +52,7 @@ def score_events(
     latents: dict[str, list[np.ndarray]] = {}
     with torch.no_grad():
         for idx in batch_slices(len(inputs), batch_size):
+            interrupt.check_interrupted()
             batch = inputs.select(idx).to(runtime.device)
             result = objective.step(model, batch)
             out = result.output
