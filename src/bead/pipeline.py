@@ -141,7 +141,8 @@ def mode_generate(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> N
 
     generate_samples(GenerationSettings.from_config(config), paths.csv_dir,
                      workers=config.parallel_workers, progress=opts.progress,
-                     overwrite=_mode_option("generate", opts) == "overwrite")
+                     overwrite=_mode_option("generate", opts) == "overwrite",
+                     scheduler=config.dask_scheduler, timeout_s=config.dask_timeout_s)
 
 
 def mode_convert_csv(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
