@@ -76,6 +76,13 @@ def test_two_gloo_ranks_train_like_one_process(ddp_run, tmp_path):
     assert last["model"].keys() == single.model.state_dict().keys()
     for key, value in single.model.state_dict().items():
         torch.testing.assert_close(last["model"][key], value, rtol=1e-3, atol=1e-5)
+    # ... and one process continues the 2-rank run with -o resume.
+    shutil.copytree(paths.models_dir, tmp_path / "resumed")
+    resumed = train(small_config(**{**SETTINGS, "epochs": 4}), prepared_dir(
+        paths.tensors_dir, config), tmp_path / "resumed", tmp_path / "resumed_results",
+        progress=False, resume=True)
+    assert resumed.history.epoch == [1, 2, 3, 4]
+    assert resumed.history.val["total"][:3] == history["val"]["total"]
 
 
 def test_only_rank_0_writes_and_logs(ddp_run):
