@@ -28,6 +28,7 @@ import torch
 from bead.config import Config
 from bead.levels import LevelLayout, parse_levels
 from bead.models.batch import Batch, Level
+from bead.training.inputs import InMemoryInputs
 from bead.training.runtime import Runtime
 from bead.training.trainer import Trainer
 
@@ -112,7 +113,8 @@ def bench_training(model_name: str, loss: str, levels_text: str, n: int, repeat:
         config = Config(model_name=model_name, loss_function=loss, input_level=levels_text,
                         batch_size=batch_size, device=device.type, lr=1e-4)
         torch.manual_seed(0)
-        trainer = Trainer(config, runtime, data, val, layout_of(levels), "bench")
+        trainer = Trainer(config, runtime, InMemoryInputs(data, val, runtime), layout_of(levels),
+                          "bench")
         bare = trainer.spec.build().to(device)
         bare.load_state_dict(trainer.model.state_dict())
         objective = trainer.spec.objective()

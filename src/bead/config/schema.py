@@ -97,6 +97,9 @@ class Config(BaseModel):
     lr_scheduler: bool = Field(True, description="ReduceLROnPlateau on the validation loss")
     lr_scheduler_patience: int = Field(4, ge=1, description="epochs before the LR is reduced")
     gradient_clip: float = Field(5.0, ge=0.0, description="max gradient norm; 0 disables")
+    data_mode: Literal["auto", "memory", "stream"] = Field(
+        "auto", description="training inputs: all in memory, streamed from disk a few blocks at "
+        "a time, or auto (streamed above a quarter of the free memory)")
     weighted_training: bool = Field(
         False, description="weight the training loss by evtwt (needs non-negative weights)")
     intermittent_model_saving: bool = Field(False, description="save a checkpoint periodically")

@@ -21,7 +21,7 @@ from bead.stats import effective_count
 
 log = logging.getLogger(__name__)
 
-_LEVEL_KEYS = {"constituent": ("constituents", "constituent_mask"), "jet": ("jets", "jet_mask"),
+LEVEL_KEYS = {"constituent": ("constituents", "constituent_mask"), "jet": ("jets", "jet_mask"),
                "event": ("events", None)}
 _COMMON_KEYS = ("weight", "evt_id")
 
@@ -47,7 +47,7 @@ def load_sample(
     n = len(tensors["weight"])
     out: dict[str, Level] = {}
     for level in levels:
-        x_key, mask_key = _LEVEL_KEYS[level]
+        x_key, mask_key = LEVEL_KEYS[level]
         _require(tensors, (x_key, *([mask_key] if mask_key else [])), path)
         x = tensors[x_key].to(torch.float32)
         if mask_key is None:  # the event vector: one slot per event
@@ -79,14 +79,18 @@ def sample_layout(manifest: Manifest, batch: Batch) -> dict[str, LevelLayout]:
 
 
 def _training_weights(data: Batch, weighted: bool, source: Path) -> Batch:
+    return data.with_weight(check_training_weights(data.weight, weighted, source))
+
+
+def check_training_weights(weight: Tensor, weighted: bool, source: Path) -> Tensor:
     """Unit weights, or the event weights once they are fit to train on.
 
     A negative weight would make the optimiser maximise that event's loss, so weighted training
     refuses them; a sample dominated by a few weights trains on those few, so it is reported.
     """
     if not weighted:
-        return data.with_weight(torch.ones_like(data.weight))
-    w = data.weight.double()
+        return torch.ones_like(weight)
+    w = weight.double()
     if (w < 0).any() or not torch.isfinite(w).all() or w.sum() <= 0:
         raise DataError(
             f"{source}: weighted_training needs finite, non-negative event weights with a "
@@ -96,7 +100,7 @@ def _training_weights(data: Batch, weighted: bool, source: Path) -> Batch:
     if n_eff < 0.1 * len(w):
         log.warning("weighted training: the bkg_train weights are as good as %.0f events of "
                     "%d (Kish N_eff); a few events will drive the model", n_eff, len(w))
-    return data
+    return weight
 
 
 def load_training_split(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,11 @@ from bead.training.checkpoint import (
 from bead.training.compile import compiled_forward
 from bead.training.data import load_training_split, sample_layout
 from bead.training.history import History
+from bead.training.inputs import InMemoryInputs, TrainingInputs, batch_slices
 from bead.training.optim import build_optimizer, build_scheduler, current_lr
 from bead.training.runtime import Runtime, deterministic_algorithms, make_runtime, seed_everything
 from bead.training.stopping import BestTracker
+from bead.training.stream import StreamedInputs, should_stream
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +71,6 @@ class TrainResult:
     stopped_early: bool
     seconds: float
     events_per_second: float
-
-
-def batch_slices(n: int, batch_size: int, order: Tensor | None = None,
-                  max_batches: int | None = None) -> list[Tensor]:
-    """Index tensors of ``ceil(n / batch_size)`` (at most ``max_batches``) near-equal batches
-    (none of size 1 unless ``batch_size`` is 1), over ``order`` or over 0..n-1."""
-    order = torch.arange(n) if order is None else order
-    count = max(1, math.ceil(n / batch_size))
-    return list(torch.tensor_split(order, min(count, max_batches or count)))
 
 
 class _Sums:
@@ -115,14 +109,21 @@ def evaluate(
 ) -> dict[str, float]:
     """Epoch means of every loss component over ``data``, in eval mode without gradients (in a
     process group: over every rank's ``data``)."""
+    order = torch.arange(len(data), device=data.weight.device)
+    return evaluate_batches(model, objective,
+                            (data.select(idx) for idx in batch_slices(len(data), batch_size,
+                                                                      order)), runtime)
+
+
+def evaluate_batches(model: BeadModel, objective: Objective, batches: Iterable[Batch],
+                     runtime: Runtime) -> dict[str, float]:
+    """:func:`evaluate` over the given batches."""
     was_training = model.training
     model.eval()
     sums = _Sums()
     with torch.no_grad():
-        order = torch.arange(len(data), device=data.weight.device)
-        for idx in batch_slices(len(data), batch_size, order):
+        for batch in batches:
             interrupt.check_interrupted()
-            batch = data.select(idx)
             with runtime.autocast():
                 result = objective.step(model, batch)
             sums.add(result.components, batch.weight)
@@ -134,12 +135,11 @@ class Trainer:
     """Model, loss, optimizer, scheduler and best-epoch tracking of one training run."""
 
     def __init__(
-        self, config: Config, runtime: Runtime, train_data: Batch, val_data: Batch,
-        layout: dict, scalers_sha256: str, prepared_key: str = "",
+        self, config: Config, runtime: Runtime, inputs: TrainingInputs, layout: dict,
+        scalers_sha256: str, prepared_key: str = "",
     ) -> None:
         check_compatible(config.model_name, config.loss_function)
-        self.config, self.runtime = config, runtime
-        self.train_data, self.val_data = train_data, val_data
+        self.config, self.runtime, self.inputs = config, runtime, inputs
         self.spec = ModelSpec.from_config(config, layout, scalers_sha256, prepared_key)
         self.model = self.spec.build().to(runtime.device)
         self.objective = self.spec.objective()
@@ -147,7 +147,6 @@ class Trainer:
         self.net: torch.nn.Module = self.model
         if distributed.is_active():
             self.net = distributed.wrap_model(self.model, runtime.device, self._probe)
-            self.val_data = val_data.select(distributed.local_part(len(val_data), runtime))
         if config.compile:
             self.net = compiled_forward(self.net)
         self.optimizer = build_optimizer(config.optimizer, self.model.parameters(), config.lr)
@@ -161,31 +160,23 @@ class Trainer:
         self.train_seconds = 0.0
         self.best_state: dict[str, Tensor] | None = None
         self.replaces_previous = False  # a fresh run: replace models/ at the first write
-        self.shuffle = torch.Generator()
 
     # --- one epoch ---------------------------------------------------------------------------
 
     def _probe(self) -> None:
         """One forward and backward pass on two events, without a step (see wrap_model)."""
-        batch = self.train_data.select(torch.arange(min(2, len(self.train_data)),
-                                                    device=self.train_data.weight.device))
         with self.runtime.autocast():
-            self.objective.step(self.model, batch).total.backward()
+            self.objective.step(self.model, self.inputs.probe_batch()).total.backward()
 
     def train_epoch(self) -> dict[str, float]:
         """One pass over the shuffled training events (in a process group, this rank's part of
         every batch); returns the epoch means."""
         self.model.train()
-        data, clip, runtime = self.train_data, self.config.gradient_clip, self.runtime
-        self.shuffle.manual_seed(self.config.seed + self.epoch)
-        order = torch.randperm(len(data), generator=self.shuffle).to(data.weight.device)
-        batches = batch_slices(len(data), self.config.batch_size, order,
-                               distributed.max_batches(len(data), runtime.world_size))
-        distributed.seed_rank(self.config.seed, self.epoch, runtime)
+        clip, runtime, seed = self.config.gradient_clip, self.runtime, self.config.seed
+        distributed.seed_rank(seed, self.epoch, runtime)
         sums = _Sums()
-        for idx, scale in distributed.shard(batches, data.weight, runtime):
+        for batch, scale in self.inputs.train_batches(self.epoch, seed, self.config.batch_size):
             interrupt.check_interrupted()
-            batch = data.select(idx)
             with runtime.autocast():
                 result = self.objective.step(self.net, batch)
             loss = result.total if scale is None else result.total * scale
@@ -263,7 +254,7 @@ class Trainer:
 
     def fit(self, models_dir: Path, results_dir: Path, progress: bool) -> TrainResult:
         config, main = self.config, self.runtime.is_main
-        n_train = len(self.train_data)
+        n_train = len(self.inputs)
         if self.stopped_early:
             log.info("training had stopped early at epoch %d; nothing left to resume",
                      self.epoch)
@@ -280,8 +271,9 @@ class Trainer:
                 lr = current_lr(self.optimizer)
                 train_means = self.train_epoch()
                 train_seconds = time.perf_counter() - started
-                val_means = evaluate(self.model, self.objective, self.val_data, self.runtime,
-                                     max(EVAL_BATCH, config.batch_size))
+                val_means = evaluate_batches(
+                    self.model, self.objective,
+                    self.inputs.val_batches(max(EVAL_BATCH, config.batch_size)), self.runtime)
                 self._end_epoch(lr, train_means, val_means, train_seconds,
                                 time.perf_counter() - started)
                 if main:
@@ -320,7 +312,7 @@ class Trainer:
         self.history.best_epoch = self.tracker.best_epoch
         self.history.seconds += seconds
         self.history.events_per_second = (
-            len(self.history.epoch) * len(self.train_data) / self.train_seconds)
+            len(self.history.epoch) * len(self.inputs) / self.train_seconds)
         # Named loss weights (an annealing schedule's) as rank 0 has them, on every rank.
         self.objective.weights = distributed.broadcast_weights(self.objective.weights,
                                                                self.runtime.device)
@@ -369,6 +361,17 @@ def _say_if_interrupted(models_dir: Path) -> None:
                     "-o resume to continue it instead", models_dir / LAST, done, target)
 
 
+def training_inputs(config: Config, manifest: Manifest, levels: tuple[str, ...],
+                    runtime: Runtime) -> TrainingInputs:
+    """The bkg_train events in memory, or streamed from disk (``data_mode``)."""
+    if should_stream(config.data_mode, manifest, levels):
+        return StreamedInputs(manifest, levels, runtime.device, runtime,
+                              config.weighted_training)
+    train_data, val_data = load_training_split(manifest, levels, runtime.device,
+                                               config.weighted_training)
+    return InMemoryInputs(train_data, val_data, runtime)
+
+
 def train(
     config: Config, tensors_dir: Path, models_dir: Path, results_dir: Path,
     progress: bool = True, resume: bool = False, runtime: Runtime | None = None,
@@ -386,22 +389,22 @@ def train(
         manifest = read_manifest(Path(tensors_dir))
         check_preparation(manifest, config)
         levels = parse_levels(config.input_level)
-        train_data, val_data = load_training_split(manifest, levels, runtime.device,
-                                                   config.weighted_training)
-        distributed.check_world(len(train_data), len(val_data), config.batch_size,
+        inputs = training_inputs(config, manifest, levels, runtime)
+        distributed.check_world(len(inputs), inputs.n_val, config.batch_size,
                                 runtime.world_size, str(manifest.path))
-        layout = sample_layout(manifest, train_data)
-        log.info("training %s with %s on %d events (%d validation) on %s", config.model_name,
-                 config.loss_function, len(train_data), len(val_data), runtime.device)
+        layout = sample_layout(manifest, inputs.probe_batch())
+        log.info("training %s with %s on %d events (%d validation) on %s%s", config.model_name,
+                 config.loss_function, len(inputs), inputs.n_val, runtime.device,
+                 ", streamed from disk" if isinstance(inputs, StreamedInputs) else "")
         log.debug("inputs from %s: %s; settings: %s", tensors_dir,
-                  ", ".join(f"{lv} {list(train_data[lv].x.shape[1:])}" for lv in levels),
+                  ", ".join(f"{lv} [{lo.n_slots}, {lo.n_features}]" for lv, lo in layout.items()),
                   config.model_dump(exclude={"overlay_roc_projects", "gen_signal_points"}))
-        if len(val_data) < MIN_VALIDATION_EVENTS:
+        if inputs.n_val < MIN_VALIDATION_EVENTS:
             log.warning("only %d validation events (fewer than %d): early stopping and the "
-                        "learning-rate schedule follow statistical noise", len(val_data),
+                        "learning-rate schedule follow statistical noise", inputs.n_val,
                         MIN_VALIDATION_EVENTS)
-        trainer = Trainer(config, runtime, train_data, val_data, layout,
-                          manifest.scalers_sha256, manifest.key)
+        trainer = Trainer(config, runtime, inputs, layout, manifest.scalers_sha256,
+                          manifest.key)
         if runtime.is_main:  # what a killed run left half-written
             for folder in (models_dir, results_dir):
                 remove_stale_temporaries(folder)
