@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from tensor_folder import make_tensor_folder, small_config
+from tensor_folder import make_tensor_folder, shard_folder, small_config
 
 from bead.errors import DataError
 from bead.prepare.manifest import read_manifest
@@ -109,3 +111,18 @@ def test_auto_streams_when_the_inputs_outgrow_the_free_memory(tensors, monkeypat
     pages = {"SC_AVPHYS_PAGES": need // 4096, "SC_PAGE_SIZE": 4096}
     monkeypatch.setattr(stream.os, "sysconf", pages.__getitem__)
     assert should_stream("auto", manifest, LEVELS)
+
+
+def test_shards_stream_and_load_as_one_file(tmp_path, tensors):
+    """A sample prepared in several shards trains on the same events as one file would."""
+    sharded = shard_folder(Path(shutil.copytree(tensors, tmp_path / "t")), 3)
+    manifest = read_manifest(sharded)
+    assert all(len(e.shards) == 3 for e in manifest.samples)
+    train_data, val_data = load_training_split(read_manifest(tensors), LEVELS, CPU)
+    split = load_training_split(manifest, LEVELS, CPU)
+    for whole, parts in zip((train_data, val_data), split, strict=True):
+        assert ids(parts) == ids(whole)
+        assert torch.equal(parts["constituent"].x, whole["constituent"].x)
+    inputs = StreamedInputs(manifest, LEVELS, CPU, Runtime(CPU), block_events=64)
+    seen = [e for b, _ in inputs.train_batches(1, 42, 50) for e in ids(b)]
+    assert Counter(seen) == Counter(ids(train_data))

@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
 
@@ -37,12 +38,28 @@ def load_sample(
     tensors_dir: Path, entry: SampleEntry, levels: tuple[str, ...], generator: int = -1
 ) -> tuple[Batch, dict[str, Tensor]]:
     """One sample's inputs at ``levels`` (every event carrying the label ``generator``), and
-    every raw tensor of its file."""
-    path = Path(tensors_dir) / entry.file
+    every raw tensor of its files (its shards joined in order)."""
+    parts = [load_shard(Path(tensors_dir) / file, entry.stem, levels, generator)
+             for file in entry.shards]
+    if len(parts) == 1:
+        return parts[0]
+    tensors = {key: torch.cat([raw[key] for _, raw in parts])
+               for key in parts[0][1] if all(key in raw for _, raw in parts)}
+    return Batch.cat([batch for batch, _ in parts]), tensors
+
+
+def load_shard(
+    path: Path, stem: str, levels: tuple[str, ...], generator: int = -1
+) -> tuple[Batch, dict[str, Tensor]]:
+    """The inputs of one tensor file (a sample, or one shard of it) and its raw tensors."""
     if not path.is_file():
-        raise DataError(f"{path}: tensor file of sample '{entry.stem}' not found "
+        raise DataError(f"{path}: tensor file of sample '{stem}' not found "
                         "(rerun prepare_inputs)")
-    tensors = load_file(str(path), device="cpu")
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, RuntimeError) as err:
+        raise DataError(f"{path}: not a readable tensor file ({err}); the file is damaged or "
+                        "truncated (rerun prepare_inputs)") from None
     _require(tensors, _COMMON_KEYS, path)
     n = len(tensors["weight"])
     out: dict[str, Level] = {}

@@ -87,8 +87,8 @@ def _header(path: Path) -> dict[str, list[int]]:
 def input_bytes(manifest: Manifest, levels: tuple[str, ...]) -> int:
     """Bytes the bkg_train inputs at ``levels`` take in memory (float32 values, bool masks)."""
     total = 0
-    for entry in manifest.of_flag("bkg_train"):
-        shapes = _header(manifest.path.parent / entry.file)
+    for file in (f for entry in manifest.of_flag("bkg_train") for f in entry.shards):
+        shapes = _header(manifest.path.parent / file)
         for level in levels:
             shape = shapes.get(LEVEL_KEYS[level][0], [0, 1])
             values = int(np.prod(shape))
@@ -126,8 +126,8 @@ class StreamedInputs:
             raise DataError(f"{manifest.path}: no bkg_train sample to train on")
         self.sources: list[_Source] = []
         self.shapes: dict[str, tuple[int, ...]] = {}
-        for entry in entries:
-            path = manifest.path.parent / entry.file
+        for entry, file in ((e, f) for e in entries for f in e.shards):
+            path = manifest.path.parent / file
             shapes = _header(path)
             self._check(path, shapes)
             label = manifest.generators.index(entry.generator) \
