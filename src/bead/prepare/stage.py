@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 # Events read, prepared and written at a time: each chunk of a sample is one tensor file (shard),
 # so memory stays bounded whatever the sample size (README: "Data larger than memory").
-CHUNK_EVENTS = 32768
+CHUNK_EVENTS = 16384
 # The scalers are fitted on at most this many bkg_train training events (a seeded subsample
 # above it): about a million constituent rows at the default 2 x 15 slots.
 FIT_EVENTS = 32768

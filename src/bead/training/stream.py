@@ -38,8 +38,8 @@ from bead.training.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-BLOCK_EVENTS = 65536
-WINDOW_BLOCKS = 4
+BLOCK_EVENTS = 16384
+WINDOW_BLOCKS = 2
 # data_mode = "auto" streams when the training inputs would take more than this share of the
 # memory available now (shared by the ranks of this node).
 AUTO_MEMORY_SHARE = 0.25
@@ -226,8 +226,8 @@ class StreamedInputs:
         left: Batch | None = None
         done = 0
         for w in range(0, len(mine), WINDOW_BLOCKS):
-            parts = [self._read(b, want_val=False) for b in mine[w:w + WINDOW_BLOCKS]]
-            window = Batch.cat([*([left] if left is not None else []), *parts])
+            reads = (self._read(b, want_val=False) for b in mine[w:w + WINDOW_BLOCKS])
+            window = Batch.cat([*([left] if left is not None else []), *reads])
             gen = torch.Generator().manual_seed(
                 int(np.random.SeedSequence([seed, epoch, rank, w]).generate_state(1)[0]))
             window = window.select(torch.randperm(len(window), generator=gen).to(self.device))
