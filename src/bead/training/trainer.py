@@ -23,11 +23,12 @@ from torch import Tensor
 
 from bead import interrupt
 from bead.config import Config
+from bead.config.schema import annealing_entries
 from bead.errors import BeadError, DataError, UsageError
 from bead.fileio import remove_stale_temporaries
 from bead.levels import parse_levels
 from bead.losses.catalog import check_compatible
-from bead.losses.objective import Objective
+from bead.losses.objective import Objective, StepResult
 from bead.models.base import BeadModel
 from bead.models.batch import Batch
 from bead.prepare.manifest import PREPARATION_KEYS, Manifest, read_manifest
@@ -50,6 +51,7 @@ from bead.training.history import History
 from bead.training.inputs import InMemoryInputs, TrainingInputs, batch_slices
 from bead.training.optim import build_optimizer, build_scheduler, current_lr
 from bead.training.runtime import Runtime, deterministic_algorithms, make_runtime, seed_everything
+from bead.training.schedule import Schedule, trigger_signals
 from bead.training.stopping import BestTracker
 from bead.training.stream import StreamedInputs, should_stream
 
@@ -74,20 +76,32 @@ class TrainResult:
 
 
 class _Sums:
-    """Weighted running sums of per-event loss components, kept on the device (no sync): the
-    components of a batch are stacked and weighed in one product, not one by one."""
+    """Weighted running sums of loss components, kept on the device (no sync): the values of
+    a batch are stacked and weighed in one product, not one by one."""
 
     def __init__(self) -> None:
-        self.names: list[str] | None = None
+        self.names: list[str] | None = None  # in the order of the means
+        self.per_event: list[str] = []  # weighed event by event
+        self.scalars: list[str] = []  # batch-level terms and "total", weighed by the batch
+        self.order: list[int] = []  # per_event + scalars -> names
         self.sums: Tensor | None = None
         self.weight: Tensor | None = None
 
-    def add(self, components: dict[str, Tensor], weight: Tensor) -> None:
-        if self.names is None:
-            self.names = list(components)
-        stacked = torch.stack([components[n].detach().float() for n in self.names])
-        part = stacked @ weight.float()
+    def add(self, result: StepResult, weight: Tensor) -> None:
+        """Per-event components weigh each event; a batch-level term and the loss itself
+        ("total", per-event part plus batch-level terms) weigh their batch by its sum |w|."""
+        scalars = {**result.batch_terms, "total": result.total}
+        if self.names is None:  # as the components come, "total" where it was among them
+            self.names = list(dict.fromkeys([*result.components, *scalars]))
+            self.per_event = [n for n in self.names if n not in scalars]
+            self.scalars = [n for n in self.names if n in scalars]
+            self.order = [(self.per_event + self.scalars).index(n) for n in self.names]
         total = weight.abs().sum()
+        per_event = (torch.stack([result.components[n].detach().float()
+                                  for n in self.per_event]) @ weight.float()
+                     if self.per_event else weight.new_zeros(0, dtype=torch.float32))
+        batch = torch.stack([scalars[n].detach().float() for n in self.scalars]) * total
+        part = torch.cat([per_event, batch])[self.order]
         self.sums = part if self.sums is None else self.sums + part
         self.weight = total if self.weight is None else self.weight + total
 
@@ -126,7 +140,7 @@ def evaluate_batches(model: BeadModel, objective: Objective, batches: Iterable[B
             interrupt.check_interrupted()
             with runtime.autocast():
                 result = objective.step(model, batch)
-            sums.add(result.components, batch.weight)
+            sums.add(result, batch.weight)
     model.train(was_training)
     return sums.means()
 
@@ -143,6 +157,7 @@ class Trainer:
         self.spec = ModelSpec.from_config(config, layout, scalers_sha256, prepared_key)
         self.model = self.spec.build().to(runtime.device)
         self.objective = self.spec.objective()
+        self.schedule = Schedule(annealing_entries(config), self.objective.weights)
         # What the loop calls: the model, in DDP in a process group, compiled on request.
         self.net: torch.nn.Module = self.model
         if distributed.is_active():
@@ -187,7 +202,7 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            sums.add(result.components, batch.weight)
+            sums.add(result, batch.weight)
         means = sums.means()
         if not math.isfinite(means["total"]):
             hint = ("a lower lr or a smaller gradient_clip" if clip > 0
@@ -210,6 +225,7 @@ class Trainer:
             "stopped_early": self.stopped_early,
             "train_seconds": self.train_seconds,
             "history": self.history.to_dict(),
+            "schedule": self.schedule.state_dict(),
             "rng": {"cpu": torch.get_rng_state()},
         }
         if self.scheduler is not None:
@@ -242,6 +258,8 @@ class Trainer:
         self.stopped_early = bool(state["stopped_early"])
         self.train_seconds = float(state["train_seconds"])
         self.history = History.from_dict(state["history"])
+        if "schedule" in state:
+            self.schedule.load_state_dict(state["schedule"])
         torch.set_rng_state(state["rng"]["cpu"])
         if "cuda" in state["rng"] and self.runtime.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.runtime.device)
@@ -267,6 +285,7 @@ class Trainer:
                                 train="-", val="-", rate="-")
             while self.epoch < config.epochs and not self.stopped_early:
                 self.epoch += 1
+                self.schedule.start_epoch(self.epoch)
                 started = time.perf_counter()
                 lr = current_lr(self.optimizer)
                 train_means = self.train_epoch()
@@ -302,11 +321,14 @@ class Trainer:
         train_seconds: float, seconds: float,
     ) -> None:
         """Book-keeping after an epoch: history, best weights, scheduler, early stopping."""
-        self.history.append(self.epoch, lr, train_means, val_means)
+        self.history.append(self.epoch, lr, train_means, val_means, self.objective.in_force())
         if self.tracker.update(val_means["total"], self.epoch):
             self.best_state = clone_state(self.model)
         if self.scheduler is not None:
             self.scheduler.step(val_means["total"])
+        self.schedule.end_epoch(trigger_signals(
+            self.tracker.bad_epochs, self.config.early_stopping_patience,
+            current_lr(self.optimizer) < lr))
         self.stopped_early = self.config.early_stopping and self.tracker.exhausted
         self.train_seconds += train_seconds
         self.history.best_epoch = self.tracker.best_epoch
