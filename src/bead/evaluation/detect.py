@@ -143,8 +143,7 @@ def detect(
                 part.sample_index[:] = index
                 part.generator_index[:] = generator_names.index(entry.generator)
                 writer.append(part)
-                part.latents, part.latent = {}, np.zeros((n, 0), np.float32)  # on disk
-                parts.append(part)
+                parts.append(_kept_for_metrics(part))
                 n_scored += n
             log.info("scored %s: %d events", entry.stem, n_scored)
         table = ScoreTable(
@@ -189,6 +188,19 @@ def _score_shard(
         latent=latents.pop("latent"), scores=scores, sample_names=[], generator_names=[],
         signal_samples=[], observables=_observables(tensors, observable_names, entry, n),
         latents=latents)
+
+
+def _kept_for_metrics(part: ScoreTable) -> ScoreTable:
+    """What metrics need of a scored shard, in fresh arrays: no latents (they are on disk),
+    and no view that would keep the shard's buffers, or the heap pages around them, alive (a
+    view per shard made detect's peak memory grow by the size of each shard's inputs)."""
+    return ScoreTable(
+        label=part.label.copy(), weight=part.weight.copy(), evt_id=part.evt_id.copy(),
+        sample_index=part.sample_index.copy(), generator_index=part.generator_index.copy(),
+        latent=np.zeros((len(part.label), 0), np.float32),
+        scores={k: v.copy() for k, v in part.scores.items()}, sample_names=[],
+        generator_names=[], signal_samples=[],
+        observables={k: v.copy() for k, v in part.observables.items()})
 
 
 def _observables(tensors: dict[str, torch.Tensor], names: list[str], entry: SampleEntry,
