@@ -97,8 +97,10 @@ class _Sums:
             self.scalars = [n for n in self.names if n in scalars]
             self.order = [(self.per_event + self.scalars).index(n) for n in self.names]
         total = weight.abs().sum()
-        per_event = (torch.stack([result.components[n].detach().float()
-                                  for n in self.per_event]) @ weight.float()
+        # (values * weight).sum, not a matmul: the same float sums as the loss's weighted mean,
+        # so with no batch-level term "total" equals the sum of its per-event parts exactly.
+        per_event = ((torch.stack([result.components[n].detach().float()
+                                   for n in self.per_event]) * weight.float()).sum(dim=1)
                      if self.per_event else weight.new_zeros(0, dtype=torch.float32))
         batch = torch.stack([scalars[n].detach().float() for n in self.scalars]) * total
         part = torch.cat([per_event, batch])[self.order]
