@@ -83,11 +83,12 @@ def test_bad_config_is_usage_error_naming_key(tmp_path: Path) -> None:
 def test_keys_not_implemented_yet_are_reported(tmp_path: Path, capsys) -> None:
     main(["-m", "new_project", "-p", "ws", "p1", "--workspaces", str(tmp_path)])
     config = tmp_path / "ws" / "p1" / "config" / "p1_config.toml"
-    config.write_text(config.read_text().replace("use_ddp = false", "use_ddp = true"))
+    config.write_text(config.read_text().replace("activation_extraction = false",
+                                                 "activation_extraction = true"))
     capsys.readouterr()
     main(["-m", "convert_csv", "-p", "ws", "p1", "--workspaces", str(tmp_path)])
     out = " ".join("".join(capsys.readouterr()).split())
-    assert "use_ddp = true not implemented yet; ignored" in out
+    assert "activation_extraction = true not implemented yet; ignored" in out
 
 
 def test_misplaced_options_are_usage_errors(tmp_path: Path) -> None:

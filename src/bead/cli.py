@@ -20,6 +20,7 @@ from typing import NoReturn
 
 from bead import __version__, interrupt
 from bead.errors import BeadError
+from bead.training.distributed import env_rank
 
 log = logging.getLogger("bead")
 INTERRUPTED = "bead: interrupted"
@@ -70,8 +71,10 @@ def _setup_logging(verbose: bool) -> None:
         fmt = ("%(asctime)s %(levelname)-7s %(name)s: %(message)s" if verbose
                else "%(levelname)-7s %(message)s")
     handler.setFormatter(logging.Formatter(fmt))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        handlers=[handler], force=True)
+    level = logging.DEBUG if verbose else logging.INFO
+    if env_rank() > 0:  # under torchrun only rank 0 logs; the others say only what fails
+        level = logging.ERROR
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     for noisy in ("matplotlib", "PIL", "h5py", "fontTools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -169,9 +172,13 @@ def print_summary(metrics: dict) -> None:
 
 
 def _fail(err: BaseException, code: int, verbose: bool, unexpected: bool = False) -> int:
+    rank = env_rank()
+    if rank > 0 and not (unexpected or verbose):
+        return code  # under torchrun: rank 0 reports the error every rank found
     if verbose:
         traceback.print_exc()
     text = f"{type(err).__name__}: {err}" if unexpected else str(err)
     hint = "" if verbose else " (run with -v for the traceback)" if unexpected else ""
-    print(f"bead: error: {text}{hint}", file=sys.stderr)
+    where = f"rank {rank}: " if rank > 0 else ""
+    print(f"bead: {where}error: {text}{hint}", file=sys.stderr)
     return code

@@ -6,8 +6,9 @@ command such as ``new_project`` starts fast.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,7 +141,8 @@ def mode_generate(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> N
 
     generate_samples(GenerationSettings.from_config(config), paths.csv_dir,
                      workers=config.parallel_workers, progress=opts.progress,
-                     overwrite=_mode_option("generate", opts) == "overwrite")
+                     overwrite=_mode_option("generate", opts) == "overwrite",
+                     scheduler=config.dask_scheduler, timeout_s=config.dask_timeout_s)
 
 
 def mode_convert_csv(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
@@ -307,10 +309,24 @@ def run_steps(paths: ProjectPaths, steps: list[str], opts: RunOptions) -> RunRes
         if step in PREFLIGHT:
             PREFLIGHT[step](config)
     result = RunResult(paths)
-    for step in steps:
-        log.info("── %s ──", step)
-        MODE_FUNCTIONS[step](paths, opts, result)
+    with _distributed(config) as run_step:
+        for step in steps:
+            log.info("── %s ──", step)
+            run_step(step, lambda step=step: MODE_FUNCTIONS[step](paths, opts, result))
     return result
+
+
+@contextlib.contextmanager
+def _distributed(config: Config | None) -> Iterator[Callable[[str, Callable[[], None]], None]]:
+    """Under torchrun (or with use_ddp): a process group around the steps, train on every rank
+    and the other modes on rank 0 (bead.training.distributed). Otherwise each step just runs."""
+    from bead.training import distributed  # torch-free until a group is wanted
+
+    if not distributed.wanted(config):
+        yield lambda step, fn: fn()
+        return
+    with distributed.process_group(config):
+        yield distributed.step_runner()
 
 
 def run_demo(opts: RunOptions) -> RunResult:

@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training"))
-from tensor_folder import make_tensor_folder, small_config
+from tensor_folder import make_tensor_folder, shard_folder, small_config
 
 from bead.errors import DataError
 from bead.evaluation.detect import detect
 from bead.evaluation.scores import read_scores
+from bead.prepare.manifest import read_manifest
 from bead.training.trainer import train
 
 CONFIG = small_config(model_name="Planar_ConvVAE", loss_function="VAEFlowLoss")
@@ -145,3 +146,31 @@ def test_inputs_of_another_preparation_are_a_data_error(tmp_path, trained):
     with pytest.raises(DataError, match="prepared with other scalers than the model was trained"):
         detect(CONFIG, folder, models, tmp_path / "results", progress=False)
     assert not (tmp_path / "results").exists()
+
+
+def test_sharded_samples_score_as_whole_ones(tmp_path, trained):
+    """detect reads a sample shard by shard and appends to scores.h5: the file holds the same
+    data as for one tensor file per sample (to float rounding: the batches are cut at other
+    events); a damaged shard is one error, the old file kept."""
+    tensors, models = trained
+    sharded = shard_folder(Path(shutil.copytree(tensors, tmp_path / "tensors")), 3)
+    assert len(read_manifest(sharded).samples[-1].shards) == 3
+    whole_metrics = detect(CONFIG, tensors, models, tmp_path / "a", progress=False)
+    metrics = detect(CONFIG, sharded, models, tmp_path / "b", progress=False)
+    (whole, attrs_a), (parts, attrs_b) = (h5_contents(tmp_path / f"{d}/scores.h5")
+                                          for d in "ab")
+    assert whole.keys() == parts.keys() and attrs_a.keys() == attrs_b.keys()
+    for name in whole:  # batches cut elsewhere round a little differently
+        np.testing.assert_allclose(parts[name], whole[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    assert metrics.keys() == whole_metrics.keys()
+    for score in ("total", "reco"):
+        assert metrics["per_signal"][score]["all_signals"]["auc"] == pytest.approx(
+            whole_metrics["per_signal"][score]["all_signals"]["auc"], abs=1e-4)
+    before = (tmp_path / "b/scores.h5").read_bytes()
+    shard = sharded / read_manifest(sharded).samples[-1].shards[1]
+    shard.write_bytes(shard.read_bytes()[:100])
+    with pytest.raises(DataError, match=r"part1\.safetensors: not a readable tensor file .*"
+                                        r"damaged or truncated"):
+        detect(CONFIG, sharded, models, tmp_path / "b", progress=False)
+    assert (tmp_path / "b/scores.h5").read_bytes() == before
+    assert not list((tmp_path / "b").glob(".*"))

@@ -19,7 +19,14 @@ from numpy.lib import recfunctions
 from bead.errors import DataError, UsageError
 from bead.fileio import remove_stale_temporaries
 from bead.io.events import EventChunk
-from bead.io.store import StoreWriter, is_original_store, read_store, store_suffix
+from bead.io.store import (
+    StoreWriter,
+    count_store_events,
+    is_original_store,
+    iter_store,
+    read_store,
+    store_suffix,
+)
 
 
 def make_chunk(first_id: int, num_jets: list[int], seed: int) -> EventChunk:
@@ -65,6 +72,21 @@ def test_round_trip(tmp_path: Path, fmt: str) -> None:
     path = write(tmp_path / f"bkg_train_x{store_suffix(fmt)}", fmt)
     assert_same(EventChunk.concatenate(CHUNKS), read_store(path))
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary left behind
+
+
+@pytest.mark.parametrize("fmt", ["h5", "parquet", "original"])
+@pytest.mark.parametrize("size", [1, 2, 3, 100])
+def test_chunks_of_a_store_are_its_events_in_order(tmp_path: Path, fmt: str, size: int) -> None:
+    whole = EventChunk.concatenate(CHUNKS)
+    path = (write_original(tmp_path / "bkg_train_x.h5", whole) if fmt == "original" else
+            write(tmp_path / f"bkg_train_x{store_suffix(fmt)}", fmt))
+    chunks = list(iter_store(path, size))
+    assert [c.n_events for c in chunks] == [min(size, 7 - s) for s in range(0, 7, size)]
+    assert count_store_events(path) == 7
+    joined = EventChunk.concatenate(chunks)
+    for f in fields(EventChunk):  # the original format stores float32
+        np.testing.assert_allclose(getattr(joined, f.name), getattr(whole, f.name), rtol=1e-6,
+                                   err_msg=f.name)
 
 
 def test_h5_tables_have_named_integer_columns(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from bead.config import Config
 from bead.errors import DataError
 from bead.io.events import EventChunk
 from bead.io.store import StoreWriter
+from bead.prepare import stage
 from bead.prepare.features import feature_names
 from bead.prepare.manifest import preparation_key
 from bead.prepare.observables import OBSERVABLES
@@ -81,7 +82,7 @@ def test_writes_consistent_tensors_and_manifest(store, tmp_path):
     sig = manifest["samples"][-1]
     assert sig == {"stem": "sig_test_svj_m1500", "flag": "sig_test", "generator": "svj",
                    "tag": "m1500", "file": "sig_test_svj_m1500.safetensors", "n_events": 100,
-                   "source": "sig_test_svj_m1500.h5"}
+                   "source": "sig_test_svj_m1500.h5", "files": ["sig_test_svj_m1500.safetensors"]}
     feats = manifest["features"]
     assert feats == result.features
     # pj_custom turns every angle into a sin/cos pair
@@ -153,6 +154,64 @@ def test_scalers_fitted_on_training_split_only(store, tmp_path):
     sig = load_file(out / "sig_test_svj_m1500.safetensors")["events"][:, pt]
     bkg = load_file(out / "bkg_test_pythia.safetensors")["events"][:, pt]
     assert sig.mean() - bkg.mean() > 1.0
+
+
+def test_chunked_preparation_writes_shards_equal_to_one_file(store, tmp_path, monkeypatch):
+    """A sample larger than CHUNK_EVENTS is read, prepared and written chunk by chunk: its
+    shards, joined, are the tensors of a preparation in one piece, with the same scalers."""
+    prepare_inputs(CONFIG, store, tmp_path / "whole", progress=False)
+    monkeypatch.setattr(stage, "CHUNK_EVENTS", 64)
+    result = prepare_inputs(CONFIG, store, tmp_path / "shards", progress=False)
+    manifest = json.loads((tmp_path / "shards/manifest.json").read_text())
+    pythia = manifest["samples"][1]
+    assert pythia["files"] == ["bkg_train_pythia.safetensors"] + [
+        f"bkg_train_pythia.part{i}.safetensors" for i in range(1, 5)]  # 300 events
+    assert (tmp_path / "whole/scalers.json").read_bytes() == \
+        (tmp_path / "shards/scalers.json").read_bytes()
+    for entry in manifest["samples"]:
+        whole = load_file(tmp_path / "whole" / f"{entry['stem']}.safetensors")
+        parts = [load_file(tmp_path / "shards" / f) for f in entry["files"]]
+        assert [len(p["weight"]) for p in parts[:-1]] == [64] * (len(parts) - 1)
+        for key, values in whole.items():
+            np.testing.assert_array_equal(np.concatenate([p[key] for p in parts]), values,
+                                          err_msg=f"{entry['stem']} {key}")
+    summary = {s.name.stem: s for s in result.samples}["bkg_train_pythia"]
+    assert summary.n_events == 300 and summary.files == tuple(pythia["files"])
+    assert summary.n_val == 75
+
+
+def test_scalers_are_fitted_on_a_seeded_subsample_of_training_events(store, tmp_path,
+                                                                       monkeypatch):
+    monkeypatch.setattr(stage, "FIT_EVENTS", 120)
+    texts = []
+    for name in ("a", "b"):
+        prepare_inputs(CONFIG, store, tmp_path / name, progress=False)
+        texts.append((tmp_path / name / "scalers.json").read_text())
+    monkeypatch.setattr(stage, "FIT_EVENTS", 10_000)
+    prepare_inputs(CONFIG, store, tmp_path / "all", progress=False)
+    assert texts[0] == texts[1] != (tmp_path / "all/scalers.json").read_text()
+    # the subsample: `limit` training events of all bkg_train files together, never validation
+    plans = [stage._Plan(Path(f"{g}.h5"), None, n,
+                         split_validation(n, 0.75, 7, f"bkg_train_{g}"))
+             for g, n in (("pythia", 300), ("herwig", 200))]
+    stage.choose_fit_events(plans, seed=7, limit=120)
+    assert sum(int(p.fit.sum()) for p in plans) == 120
+    assert all(not (p.fit & p.is_val).any() and p.fit.any() for p in plans)
+    again = [stage._Plan(p.path, None, p.n_events, p.is_val) for p in plans]
+    stage.choose_fit_events(again, seed=8, limit=120)
+    assert any((p.fit != q.fit).any() for p, q in zip(plans, again, strict=True))
+
+
+def test_a_shard_name_taken_by_another_sample_is_refused(tmp_path, monkeypatch):
+    folder = tmp_path / "h5"
+    write_store(folder, "bkg_train_pythia", random_chunk(100, 1, 0))
+    write_store(folder, "bkg_train_pythia.part1", random_chunk(100, 2, 1000))
+    monkeypatch.setattr(stage, "CHUNK_EVENTS", 64)
+    with pytest.raises(DataError, match=r"bkg_train_pythia\.part1\.h5: its tensor file "
+                                        r"bkg_train_pythia\.part1\.safetensors would replace one "
+                                        r"of sample 'bkg_train_pythia'; rename one of the two"):
+        prepare_inputs(CONFIG, folder, tmp_path / "t", progress=False)
+    assert list((tmp_path / "t").iterdir()) == []  # nothing half-written
 
 
 def test_split_is_seeded():

@@ -7,10 +7,11 @@ noise): a model can learn them. Signal uses other loadings and an offset, so it 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from bead.config import Config
 from bead.prepare.manifest import (
@@ -19,8 +20,10 @@ from bead.prepare.manifest import (
     SampleEntry,
     preparation_key,
     preparation_settings,
+    read_manifest,
 )
 from bead.prepare.observables import OBSERVABLES
+from bead.prepare.stage import shard_name
 
 J, C, FC, FJ, FE = 2, 3, 3, 4, 3  # jets, constituents per jet, features per level
 
@@ -91,6 +94,24 @@ def make_tensor_folder(
                               "event": ["z0", "z1", "z0sq"]},
         observables=list(OBSERVABLES), key=preparation_key(settings_of),
     ).write()
+    return root
+
+
+def shard_folder(root: Path, parts: int) -> Path:
+    """Cut every sample of a tensor folder into ``parts`` shards, as prepare_inputs writes a
+    sample larger than one chunk (file names and manifest included)."""
+    manifest = read_manifest(root)
+    samples = []
+    for entry in manifest.samples:
+        tensors = load_file(str(root / entry.file))
+        (root / entry.file).unlink()
+        files = []
+        for i, rows in enumerate(torch.tensor_split(torch.arange(entry.n_events), parts)):
+            files.append(shard_name(entry.stem, i))
+            save_file({k: v[rows].contiguous() for k, v in tensors.items()},
+                      str(root / files[-1]))
+        samples.append(dataclasses.replace(entry, files=tuple(files)))
+    dataclasses.replace(manifest, samples=samples).write()
     return root
 
 

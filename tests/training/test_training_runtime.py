@@ -14,7 +14,7 @@ from bead.errors import DataError, UsageError
 from bead.prepare.manifest import read_manifest
 from bead.training.data import load_sample, load_training_split
 from bead.training.optim import build_optimizer
-from bead.training.runtime import make_runtime, select_device
+from bead.training.runtime import amp_dtype_for, make_runtime, select_device
 
 
 def test_auto_device_and_cpu():
@@ -29,12 +29,33 @@ def test_cuda_without_gpu_is_a_usage_error():
         select_device("cuda:0")
 
 
-def test_amp_is_ignored_on_cpu(caplog):
+def test_amp_runs_bf16_on_cpu(caplog):
     with caplog.at_level(logging.INFO, logger="bead.training.runtime"):
         runtime = make_runtime(small_config(use_amp=True))
-    assert runtime.amp_dtype is None and not runtime.use_grad_scaler
-    assert "ignored" in caplog.text
+    assert runtime.amp_dtype == torch.bfloat16 and not runtime.use_grad_scaler
+    assert "mixed precision on cpu: bfloat16" in caplog.text
     assert runtime.is_main and runtime.world_size == 1
+    assert make_runtime(small_config()).amp_dtype is None
+
+
+@pytest.mark.parametrize(("bf16", "capability", "expected"), [
+    (True, (8, 0), torch.bfloat16), (False, (7, 5), torch.float16), (False, (5, 0), None)])
+def test_amp_on_cuda_prefers_bf16_then_fp16_then_says_why_not(monkeypatch, bf16, capability,
+                                                              expected):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Old GPU")
+    if expected is None:
+        with pytest.raises(UsageError, match=r"Old GPU \(compute capability 5\.0\) computes "
+                                             r"in neither bfloat16 nor float16; set use_amp"):
+            amp_dtype_for(torch.device("cuda", 0))
+    else:
+        assert amp_dtype_for(torch.device("cuda", 0)) == expected
+
+
+def test_amp_on_an_unsupported_device_is_one_clear_line():
+    with pytest.raises(UsageError, match="use_amp = true is not supported on mps"):
+        amp_dtype_for(torch.device("mps"))
 
 
 def test_unknown_optimizer_is_a_usage_error():

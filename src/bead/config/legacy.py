@@ -38,7 +38,7 @@ LEGACY_UNSUPPORTED = (
 LEGACY_IGNORED = LEGACY_UNUSED + LEGACY_UNSUPPORTED
 
 # Original keys that are accepted, so configs carry over, but do nothing yet.
-NOT_YET_IMPLEMENTED = ("invert_normalizations", "use_ddp", "activation_extraction")
+NOT_YET_IMPLEMENTED = ("invert_normalizations", "activation_extraction")
 
 
 def _root_name(node: ast.expr) -> str | None:

@@ -133,14 +133,25 @@ class Config(BaseModel):
     lr_scheduler: bool = Field(True, description="ReduceLROnPlateau on the validation loss")
     lr_scheduler_patience: int = Field(4, ge=1, description="epochs before the LR is reduced")
     gradient_clip: float = Field(5.0, ge=0.0, description="max gradient norm; 0 disables")
+    data_mode: Literal["auto", "memory", "stream"] = Field(
+        "auto", description="training inputs: all in memory, streamed from disk a few blocks at "
+        "a time, or auto (streamed above a quarter of the free memory)")
     weighted_training: bool = Field(
         False, description="weight the training loss by evtwt (needs non-negative weights)")
     intermittent_model_saving: bool = Field(False, description="save a checkpoint periodically")
     intermittent_saving_patience: int = Field(10, ge=1, description="epochs between checkpoints")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
-    use_amp: bool = Field(False, description="mixed precision on GPU (bf16 where supported)")
+    use_amp: bool = Field(
+        False, description="mixed precision: bf16 where supported, else fp16 with a gradient "
+        "scaler (CUDA); bf16 on CPU")
     use_ddp: bool = Field(
-        False, description="distributed data-parallel under torchrun (not yet: ignored)")
+        False, description="distributed data-parallel; on by itself under torchrun, true also "
+        "for a single process")
+    ddp_timeout_s: float = Field(
+        1800.0, ge=10.0, le=604800.0, description="DDP: seconds a rank waits for the others "
+        "(also while rank 0 alone runs a chain's other modes)")
+    compile: bool = Field(
+        False, description="torch.compile the model for training (eager mode if it fails)")
     deterministic_algorithm: bool = Field(False, description="torch deterministic algorithms")
     activation_extraction: bool = Field(
         False, description="save layer activations when scoring (not yet: ignored)")
@@ -195,6 +206,12 @@ class Config(BaseModel):
         "decay = mass_insertion|democratic} tables, one sig_test file each; values left out "
         "take the gen_* keys above; empty = the single point above")
     gen_seed: int = Field(1, ge=0, description="generation seed (same seed: identical files)")
+    dask_scheduler: str = Field(
+        "", max_length=512, pattern=r"^((tcp|tls|ucx|ws|wss|inproc)://\S+)?$",
+        description="Dask scheduler address (tcp://host:8786) to generate on; empty: local "
+        "processes (parallel_workers)")
+    dask_timeout_s: float = Field(
+        30.0, gt=0.0, le=3600.0, description="seconds to wait for the Dask scheduler to answer")
 
     # --- ROOT input (convert_root) ---
     root_format: Literal["auto", "delphes", "nanoaod"] = Field(

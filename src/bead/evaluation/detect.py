@@ -17,12 +17,13 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bead import interrupt
 from bead.config import Config
 from bead.errors import DataError
 from bead.evaluation.enrichment import enrichment_metrics
 from bead.evaluation.metrics import compute_metrics, signed_observables
 from bead.evaluation.provenance import METRICS_FILE, PROVENANCE, make_provenance
-from bead.evaluation.scores import LATENT_VIEWS, SCORES_FILE, ScoreTable, write_scores
+from bead.evaluation.scores import LATENT_VIEWS, SCORES_FILE, ScoreTable, scores_writer
 from bead.fileio import atomic_write_json
 from bead.levels import parse_levels
 from bead.losses.objective import Objective
@@ -30,7 +31,7 @@ from bead.models.base import BeadModel
 from bead.models.batch import Batch
 from bead.prepare.manifest import Manifest, SampleEntry, read_manifest
 from bead.training.checkpoint import ModelSpec, load_trained_model
-from bead.training.data import holdout_generators, load_sample
+from bead.training.data import holdout_generators, load_shard
 from bead.training.runtime import Runtime, deterministic_algorithms, make_runtime, seed_everything
 from bead.training.trainer import EVAL_BATCH, batch_slices
 
@@ -52,6 +53,7 @@ def score_events(
     latents: dict[str, list[np.ndarray]] = {}
     with torch.no_grad():
         for idx in batch_slices(len(inputs), batch_size):
+            interrupt.check_interrupted()
             batch = inputs.select(idx).to(runtime.device)
             result = objective.step(model, batch)
             out = result.output
@@ -122,48 +124,40 @@ def detect(
     generator_names = list(manifest.generators)
     generator_names += sorted({e.generator for e in entries} - set(generator_names))
 
-    columns: dict[str, list[np.ndarray]] = {}
-    score_parts: dict[str, list[np.ndarray]] = {}
-    observable_parts: dict[str, list[np.ndarray]] = {}
+    parts: list[ScoreTable] = []  # every shard's events without their latents, for metrics
     columns_bar = (TextColumn("[bold]detect"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("events"), TimeElapsedColumn())
     bar = Progress(*columns_bar, console=Console(stderr=True), disable=not progress)
-    with deterministic_algorithms(config.deterministic_algorithm), bar:
+    names = {"sample_names": [e.stem for e in entries], "generator_names": generator_names,
+             "signal_samples": [e.stem for e in signals]}
+    with deterministic_algorithms(config.deterministic_algorithm), bar, \
+            scores_writer(results_dir / SCORES_FILE) as writer:
         seed_everything(config.seed)
         task = bar.add_task("detect", total=sum(e.n_events for e in entries))
         for index, entry in enumerate(entries):
-            inputs, tensors = load_sample(tensors_dir, entry, spec.levels)
-            log.debug("scoring %s from %s: %s", entry.stem, tensors_dir / entry.file,
-                      ", ".join(f"{lv} {list(inputs[lv].x.shape)}" for lv in spec.levels))
-            _check_shape(inputs, spec, entry)
-            scores, latents = score_events(
-                model, objective, inputs, runtime, max(EVAL_BATCH, config.batch_size),
-                on_batch=lambda n: bar.advance(task, n))
-            n, is_signal = len(inputs), entry.flag == "sig_test"
-            for key, values in (
-                ("label", np.full(n, int(is_signal), np.int8)),
-                ("weight", inputs.weight.numpy()),
-                ("evt_id", inputs.evt_id.numpy()),
-                ("sample_index", np.full(n, index, np.int16)),
-                ("generator_index", np.full(n, generator_names.index(entry.generator),
-                                            np.int16)),
-                *latents.items(),
-            ):
-                columns.setdefault(key, []).append(values)
-            for name, values in scores.items():
-                score_parts.setdefault(name, []).append(values)
-            raw = _observables(tensors, manifest.observables, entry, n)
-            for name, values in raw.items():
-                observable_parts.setdefault(name, []).append(values)
-            log.info("scored %s: %d events", entry.stem, n)
-    merged = {key: np.concatenate(parts) for key, parts in columns.items()}
-    table = ScoreTable(
-        **{key: merged.pop(key) for key in list(merged) if key not in LATENT_VIEWS},
-        scores={name: np.concatenate(parts) for name, parts in score_parts.items()},
-        sample_names=[e.stem for e in entries], generator_names=generator_names,
-        signal_samples=[e.stem for e in signals], latents=merged, provenance=provenance,
-        observables={name: np.concatenate(parts) for name, parts in observable_parts.items()})
-    write_scores(results_dir / SCORES_FILE, table)
+            n_scored = 0
+            for file in entry.shards:  # one shard at a time: memory stays bounded
+                part = _score_shard(tensors_dir / file, entry, spec, model, objective, runtime,
+                                    max(EVAL_BATCH, config.batch_size), manifest.observables,
+                                    lambda n: bar.advance(task, n))
+                n = len(part.label)
+                part.label[:] = int(entry.flag == "sig_test")
+                part.sample_index[:] = index
+                part.generator_index[:] = generator_names.index(entry.generator)
+                writer.append(part)
+                parts.append(_kept_for_metrics(part))
+                n_scored += n
+            log.info("scored %s: %d events", entry.stem, n_scored)
+        table = ScoreTable(
+            **{key: np.concatenate([getattr(p, key) for p in parts])
+               for key in ("label", "weight", "evt_id", "sample_index", "generator_index",
+                           "latent")},
+            scores={name: np.concatenate([p.scores[name] for p in parts])
+                    for name in parts[0].scores},
+            observables={name: np.concatenate([p.observables[name] for p in parts])
+                         for name in parts[0].observables},
+            provenance=provenance, **names)
+        writer.finish(table)
     metrics = compute_metrics(table, primary_score=objective.primary_score,
                               bootstrap_resamples=config.bootstrap_resamples, seed=config.seed)
     metrics["enrichment"] = _enrichment(table, metrics, manifest, spec)
@@ -177,6 +171,40 @@ def detect(
                  SCORES_FILE, METRICS_FILE, objective.primary_score,
                  "n/a" if area is None else f"{area:.4f}")
     return metrics
+
+
+def _score_shard(
+    path: Path, entry: SampleEntry, spec: ModelSpec, model: BeadModel, objective: Objective,
+    runtime: Runtime, batch_size: int, observable_names: list[str],
+    on_batch: Callable[[int], None],
+) -> ScoreTable:
+    """The scored events of one tensor file (labels and indices left for the caller)."""
+    inputs, tensors = load_shard(path, entry.stem, spec.levels)
+    log.debug("scoring %s from %s: %s", entry.stem, path,
+              ", ".join(f"{lv} {list(inputs[lv].x.shape)}" for lv in spec.levels))
+    _check_shape(inputs, spec, entry)
+    scores, latents = score_events(model, objective, inputs, runtime, batch_size,
+                                   on_batch=on_batch)
+    n = len(inputs)
+    return ScoreTable(
+        label=np.zeros(n, np.int8), weight=inputs.weight.numpy(), evt_id=inputs.evt_id.numpy(),
+        sample_index=np.zeros(n, np.int16), generator_index=np.zeros(n, np.int16),
+        latent=latents.pop("latent"), scores=scores, sample_names=[], generator_names=[],
+        signal_samples=[], observables=_observables(tensors, observable_names, entry, n),
+        latents=latents)
+
+
+def _kept_for_metrics(part: ScoreTable) -> ScoreTable:
+    """What metrics need of a scored shard, in fresh arrays: no latents (they are on disk),
+    and no view that would keep the shard's buffers, or the heap pages around them, alive (a
+    view per shard made detect's peak memory grow by the size of each shard's inputs)."""
+    return ScoreTable(
+        label=part.label.copy(), weight=part.weight.copy(), evt_id=part.evt_id.copy(),
+        sample_index=part.sample_index.copy(), generator_index=part.generator_index.copy(),
+        latent=np.zeros((len(part.label), 0), np.float32),
+        scores={k: v.copy() for k, v in part.scores.items()}, sample_names=[],
+        generator_names=[], signal_samples=[],
+        observables={k: v.copy() for k, v in part.observables.items()})
 
 
 def _observables(tensors: dict[str, torch.Tensor], names: list[str], entry: SampleEntry,

@@ -8,7 +8,9 @@ model has them) and a ``provenance`` attribute naming the model and inputs that 
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ _NAMES = ("sample_names", "generator_names", "signal_samples")
 LATENT_VIEWS = ("z0", "zk", "mu", "logvar")  # optional [N, L] datasets, ModelOutput's names
 PROVENANCE_ATTR = "provenance"
 SCORES_FILE = "scores.h5"
+_CHUNK_ROWS = 4096  # rows per HDF5 chunk of every dataset
 
 
 @dataclass(frozen=True)
@@ -82,31 +85,58 @@ def _name(names: list[str], index: int, fallback: str) -> str:
 
 def write_scores(path: Path, table: ScoreTable) -> None:
     """Write ``table`` atomically with fixed dtypes (compressed, chunked)."""
+    with scores_writer(path) as writer:
+        writer.append(table)
+        writer.finish(table)
+
+
+@contextlib.contextmanager
+def scores_writer(path: Path) -> Iterator[ScoresWriter]:
+    """A :class:`ScoresWriter` on a temporary file that becomes ``path`` only when the block
+    ends without an error (nothing half-written is ever left at ``path``)."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        for name, dtype in _COLUMNS.items():
-            data = np.ascontiguousarray(getattr(table, name), dtype=dtype)
-            h5.create_dataset(name, data=data, compression="gzip", compression_opts=4,
-                              chunks=True if len(data) else None)
-        group = h5.create_group("scores")
-        for name, values in table.scores.items():
-            data = np.ascontiguousarray(values, dtype=np.float32)
-            group.create_dataset(name, data=data, compression="gzip", compression_opts=4,
-                                 chunks=True if len(data) else None)
-        observed = h5.create_group("observables")
-        for name, values in table.observables.items():
-            data = np.ascontiguousarray(values, dtype=np.float32)
-            observed.create_dataset(name, data=data, compression="gzip", compression_opts=4,
-                                    chunks=True if len(data) else None)
+        yield ScoresWriter(h5)
+
+
+class ScoresWriter:
+    """``scores.h5`` written part by part (detect appends each shard's events as it scores
+    them, so the file never has to be held whole): extendible, gzip-compressed datasets."""
+
+    def __init__(self, h5: h5py.File) -> None:
+        self.h5 = h5
+        h5.create_group("scores")
+        h5.create_group("observables")
+
+    def _append(self, name: str, values: np.ndarray) -> None:
+        data = np.ascontiguousarray(values, dtype=_COLUMNS.get(name, np.float32))
+        if name not in self.h5:
+            self.h5.create_dataset(
+                name, shape=(0, *data.shape[1:]), maxshape=(None, *data.shape[1:]),
+                dtype=data.dtype, chunks=(_CHUNK_ROWS, *data.shape[1:]), compression="gzip",
+                compression_opts=4)
+        dataset = self.h5[name]
+        start = dataset.shape[0]
+        dataset.resize(start + len(data), axis=0)
+        dataset[start:] = data
+
+    def append(self, part: ScoreTable) -> None:
+        """Add the events of ``part`` after those already written."""
+        for name in _COLUMNS:
+            self._append(name, getattr(part, name))
+        for name, values in part.scores.items():
+            self._append(f"scores/{name}", values)
+        for name, values in part.observables.items():
+            self._append(f"observables/{name}", values)
         for name in LATENT_VIEWS:
-            if name in table.latents:
-                data = np.ascontiguousarray(table.latents[name], dtype=np.float32)
-                h5.create_dataset(name, data=data, compression="gzip", compression_opts=4,
-                                  chunks=True if len(data) else None)
+            if name in part.latents:
+                self._append(name, part.latents[name])
+
+    def finish(self, table: ScoreTable) -> None:
+        """Write the names and provenance of ``table`` (the whole file's)."""
         if table.provenance is not None:
-            h5.attrs[PROVENANCE_ATTR] = json.dumps(table.provenance)
-        h5.attrs["sample_names"] = json.dumps(table.sample_names)
-        h5.attrs["generator_names"] = json.dumps(table.generator_names)
-        h5.attrs["signal_samples"] = json.dumps(table.signal_samples)
+            self.h5.attrs[PROVENANCE_ATTR] = json.dumps(table.provenance)
+        for key in _NAMES:
+            self.h5.attrs[key] = json.dumps(getattr(table, key))
 
 
 def read_scores(path: Path) -> ScoreTable:

@@ -1,7 +1,8 @@
-"""Whole samples: every block of every sample queued on worker processes, written in order.
+"""Whole samples: every block of every sample queued on workers, written in order.
 
 Each sample is cut into blocks of ``block_size`` events whose seeds are derived from (``seed``,
-sample name, block number), so the files do not depend on how many workers ran the blocks.
+sample name, block number), so the files do not depend on how many workers ran the blocks, nor
+where: local worker processes, or the workers of a Dask cluster (:mod:`bead.generate.cluster`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import logging
 import multiprocessing
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -137,12 +138,14 @@ def _to_do(plan: list[_Sample], settings: GenerationSettings, csv_dir: Path,
 
 
 def generate_samples(settings: GenerationSettings, csv_dir: Path, workers: int = 1,
-                     progress: bool = True, overwrite: bool = False) -> list[GeneratedSample]:
+                     progress: bool = True, overwrite: bool = False,
+                     scheduler: str = "", timeout_s: float = 30.0) -> list[GeneratedSample]:
     """Generate every sample of ``settings`` into ``csv_dir`` as BEAD CSVs.
 
-    Blocks run in ``workers`` processes; files are identical whatever the number of workers.
-    Files generated earlier with the same settings are kept; a file generate did not write is
-    never replaced unless ``overwrite``. Each finished file is recorded in ``generated.json``.
+    Blocks run in ``workers`` processes, or on the Dask cluster whose ``scheduler`` address is
+    given (``timeout_s`` to connect); files are identical whatever runs the blocks. Files
+    generated earlier with the same settings are kept; a file generate did not write is never
+    replaced unless ``overwrite``. Each finished file is recorded in ``generated.json``.
     """
     if workers < 1:
         raise UsageError(f"workers must be >= 1, got {workers}")
@@ -154,9 +157,17 @@ def generate_samples(settings: GenerationSettings, csv_dir: Path, workers: int =
     if not todo:
         logger.info("%s: every sample is already generated with these settings", csv_dir)
         return []
-    executor = (ProcessPoolExecutor(max_workers=workers,
-                                    mp_context=multiprocessing.get_context("spawn"))
-                if workers > 1 else None)
+    executor: Executor | None = None
+    where = f"{workers} worker(s)"
+    if scheduler:  # connected before anything is written: an unreachable one fails cleanly
+        from bead.generate.cluster import DaskExecutor
+
+        executor = DaskExecutor(scheduler, timeout_s)
+        where = executor.describe()
+        logger.info("generating on %s", where)
+    elif workers > 1:
+        executor = ProcessPoolExecutor(max_workers=workers,
+                                       mp_context=multiprocessing.get_context("spawn"))
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("blocks"), TimeRemainingColumn())
     results = []
@@ -183,8 +194,8 @@ def generate_samples(settings: GenerationSettings, csv_dir: Path, workers: int =
                 results.append(GeneratedSample(path, n_written, seconds, rate))
         total = sum(r.n_events for r in results)
         wall = time.perf_counter() - t0
-        logger.info("generated %d events in %.1f s: %.1f events/s with %d worker(s)", total,
-                    wall, total / wall if wall > 0 else float("inf"), workers)
+        logger.info("generated %d events in %.1f s: %.1f events/s with %s", total, wall,
+                    total / wall if wall > 0 else float("inf"), where)
     finally:
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
@@ -215,6 +226,9 @@ def _block_results(blocks: list[_Block], futures: list[Future[EventChunk]] | Non
         except BrokenProcessPool as exc:
             raise BeadError(f"a generation worker died while running block {block.seed_key}; "
                             "rerun with workers = 1 to see why") from exc
+        except CancelledError as exc:  # a Dask worker lost, or the scheduler gone
+            raise BeadError(f"the Dask cluster lost block {block.seed_key} ({exc}); rerun "
+                            "generate to complete the samples") from exc
         yield replace(chunk, evt_id=chunk.evt_id + first_id)
         first_id += chunk.n_events
         advance()

@@ -86,6 +86,17 @@ class EventChunk:
         mass = np.sqrt(np.clip(je**2 - jpx**2 - jpy**2 - jpz**2, 0.0, None))
         return pt, eta, phi, mass
 
+    def events(self, start: int, stop: int) -> EventChunk:
+        """Events ``start:stop`` of the chunk, with their jets and constituents."""
+        start, stop = min(start, self.n_events), min(stop, self.n_events)
+        jet_ends = np.concatenate([[0], np.cumsum(self.num_jets)])
+        j0, j1 = int(jet_ends[start]), int(jet_ends[stop])
+        con_ends = np.concatenate([[0], np.cumsum(self.jet_num_constits)])
+        c0, c1 = int(con_ends[j0]), int(con_ends[j1])
+        rows = {"jet_": slice(j0, j1), "con_": slice(c0, c1)}  # by field prefix; else events
+        return EventChunk(**{f.name: getattr(self, f.name)[rows.get(f.name[:4], slice(start, stop))]
+                             for f in fields(EventChunk)})
+
     @staticmethod
     def concatenate(chunks: list[EventChunk]) -> EventChunk:
         """Join chunks in order (event ids are kept as they are)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -381,10 +382,15 @@ def _read_parquet(path: Path) -> EventChunk:
         table = pq.read_table(path)
         metadata = table.schema.metadata or {}
         _check_version(path, metadata.get(b"bead.format_version"))
-        jets = pc.list_flatten(table.column("jets"))
-        cons = pc.list_flatten(pc.struct_field(jets, "constituents"))
+        return _parquet_chunk(path, table)
     except (OSError, KeyError, pa.ArrowException) as exc:
         raise DataError(f"{path}: not a readable BEAD Parquet store ({exc})") from exc
+
+
+def _parquet_chunk(path: Path, table: pa.Table) -> EventChunk:
+    """The chunk of a table of event records (one row per event)."""
+    jets = pc.list_flatten(table.column("jets"))
+    cons = pc.list_flatten(pc.struct_field(jets, "constituents"))
 
     def col(array: pa.ChunkedArray, name: str | None = None) -> np.ndarray:
         if name is not None:
@@ -423,3 +429,61 @@ def _make_chunk(path: Path, **arrays: np.ndarray) -> EventChunk:
         return EventChunk(**typed)
     except ValueError as exc:
         raise DataError(f"{path}: inconsistent store ({exc})") from exc
+
+
+# --- reading in chunks ----------------------------------------------------------------------
+
+
+def count_store_events(path: Path) -> int:
+    """The number of events of a store file, from its metadata alone."""
+    path = Path(path)
+    try:
+        if path.suffix == FORMATS["parquet"]:
+            return pq.ParquetFile(path).metadata.num_rows
+        with h5py.File(path, "r") as h5:
+            return len(h5["events"])
+    except (OSError, KeyError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: not a readable BEAD store ({exc})") from exc
+
+
+def iter_store(path: Path, chunk_events: int) -> Iterator[EventChunk]:
+    """The events of a store file in consecutive chunks of ``chunk_events`` (the last one
+    shorter), reading only one chunk's rows at a time. An original BEAD store, whose checks
+    need every table whole, is read whole and then cut."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: store file does not exist")
+    if path.suffix == FORMATS["parquet"]:
+        yield from _iter_parquet(path, chunk_events)
+        return
+    if path.suffix != FORMATS["h5"] or is_original_store(path):
+        whole = read_store(path)
+        for start in range(0, whole.n_events, chunk_events):
+            yield whole.events(start, start + chunk_events)
+        return
+    try:
+        with h5py.File(path, "r") as h5:
+            _check_version(path, h5.attrs.get("format_version"))
+            events, jets, cons = (h5[name] for name in _H5_TABLES)
+            jet_row = con_row = 0
+            for start in range(0, len(events), chunk_events):
+                ev = events[start:start + chunk_events]
+                n_jets = int(ev["num_jets"].sum())
+                jt = jets[jet_row:jet_row + n_jets]
+                n_cons = int(jt["num_constits"].sum())
+                cs = cons[con_row:con_row + n_cons]
+                jet_row, con_row = jet_row + n_jets, con_row + n_cons
+                yield _from_tables(path, ev, jt, cs)
+    except (OSError, KeyError) as exc:
+        raise DataError(f"{path}: not a readable BEAD HDF5 store ({exc})") from exc
+
+
+def _iter_parquet(path: Path, chunk_events: int) -> Iterator[EventChunk]:
+    try:
+        handle = pq.ParquetFile(path)
+        metadata = handle.schema_arrow.metadata or {}
+        _check_version(path, metadata.get(b"bead.format_version"))
+        for batch in handle.iter_batches(batch_size=chunk_events):
+            yield _parquet_chunk(path, pa.Table.from_batches([batch]))
+    except (OSError, KeyError, pa.ArrowException) as exc:
+        raise DataError(f"{path}: not a readable BEAD Parquet store ({exc})") from exc

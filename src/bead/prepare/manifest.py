@@ -1,6 +1,6 @@
 """``manifest.json``: what prepare_inputs wrote, and the one place that writes and reads it.
 
-The manifest lists every prepared sample (flag, generator, tensor file, event count, source
+The manifest lists every prepared sample (flag, generator, tensor files, event count, source
 store file), the background generators (their order gives the generator labels), the feature
 names per level, the settings preparation ran with and the SHA-256 of ``scalers.json``, which
 ties a trained model to these exact inputs.
@@ -53,6 +53,13 @@ class SampleEntry:
     file: str
     n_events: int
     source: str = ""  # the store file it was prepared from
+    # Every tensor file (shard) of the sample in event order; empty means ``file`` alone.
+    files: tuple[str, ...] = ()
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        """The sample's tensor files, in event order (``file`` is the first)."""
+        return self.files or (self.file,)
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,7 @@ class Manifest:
             "features": self.features,
             "observables": self.observables,
             "key": self.key,
-            "samples": [asdict(s) for s in self.samples],
+            "samples": [{**asdict(s), "files": list(s.shards)} for s in self.samples],
         })
 
 
@@ -95,7 +102,8 @@ def read_manifest(tensors_dir: Path) -> Manifest:
         samples = [
             SampleEntry(stem=s["stem"], flag=s["flag"], generator=s["generator"],
                         tag=s.get("tag"), file=s["file"], n_events=int(s["n_events"]),
-                        source=str(s.get("source", "")))
+                        source=str(s.get("source", "")),
+                        files=tuple(str(f) for f in s.get("files", [s["file"]])))
             for s in raw["samples"]
         ]
         generators = [str(g) for g in raw["generators"]]

@@ -4,11 +4,17 @@ For every store file it keeps the leading jets and constituents (``bead.prepare.
 the raw features of each level (``bead.prepare.features``) and normalises them
 (``bead.prepare.scalers``). Each ``bkg_train`` sample gets a seeded train/validation split
 (``is_val``); the scalers are fitted on the real slots of the *training* split of all
-``bkg_train`` samples together and applied unchanged to every sample, so validation, test and
-signal events are scaled exactly alike and never leak into the fit.
+``bkg_train`` samples together (a seeded subsample of ``FIT_EVENTS`` events when there are more)
+and applied unchanged to every sample, so validation, test and signal events are scaled exactly
+alike and never leak into the fit.
 
-Outputs (all written atomically, the manifest last): ``<stem>.safetensors`` per sample,
-``scalers.json`` and ``manifest.json`` in ``tensors_dir`` (their layout is in the README).
+Store files are read ``CHUNK_EVENTS`` events at a time, in two passes over ``bkg_train`` (fit,
+then write) and one over the others, so memory stays bounded whatever the sample size; each
+chunk becomes one tensor file (shard) of its sample.
+
+Outputs (all written atomically, the manifest last): ``<stem>.safetensors`` per sample (and
+``<stem>.part<k>.safetensors`` for its further shards), ``scalers.json`` and ``manifest.json``
+in ``tensors_dir`` (their layout is in the README).
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import zlib
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +36,7 @@ from bead.errors import DataError
 from bead.fileio import staged_folder
 from bead.io.events import EventChunk
 from bead.io.samples import FLAGS, SampleName, parse_sample_name
-from bead.io.store import read_store, store_suffix
+from bead.io.store import count_store_events, iter_store, store_suffix
 from bead.levels import parse_levels
 from bead.prepare.features import LEVELS, LevelFeatures, build_features
 from bead.prepare.manifest import (
@@ -47,6 +54,14 @@ from bead.stats import MIN_FIT_EVENTS, MIN_VALIDATION_EVENTS
 
 log = logging.getLogger(__name__)
 
+# Events read, prepared and written at a time: each chunk of a sample is one tensor file (shard),
+# so memory stays bounded whatever the sample size (README: "Data larger than memory").
+CHUNK_EVENTS = 16384
+# The scalers are fitted on at most this many bkg_train training events (a seeded subsample
+# above it): about a million constituent rows at the default 2 x 15 slots.
+FIT_EVENTS = 32768
+FIT_SALT = 0x5CA1E  # keeps the subsample's random stream apart from the split's
+
 @dataclass(frozen=True)
 class SampleSummary:
     """What happened to one sample: counts of everything kept, padded, truncated or dropped."""
@@ -62,6 +77,7 @@ class SampleSummary:
     n_constits_truncated: int  # beyond num_constits in a kept jet
     n_constits_in_dropped_jets: int
     n_val: int  # validation events (bkg_train only, else 0)
+    files: tuple[str, ...] = ()  # every tensor file (shard) of the sample, in event order
 
 
 @dataclass(frozen=True)
@@ -75,17 +91,38 @@ class PrepareResult:
 
 
 @dataclass
-class _Sample:
-    """One sample between reading and writing: its raw features and bookkeeping."""
+class _Part:
+    """One chunk of a sample between reading and writing: its raw features and bookkeeping."""
 
-    name: SampleName
-    source: str
     weight: np.ndarray
     evt_id: np.ndarray
     features: dict[str, LevelFeatures]
     observables: np.ndarray  # [N, len(OBSERVABLES)] raw
-    summary: SampleSummary
     is_val: np.ndarray | None
+
+
+@dataclass
+class _Counts:
+    """What a sample's chunks kept, padded, truncated or dropped, summed over the chunks."""
+
+    n_events: int = 0
+    n_jets: int = 0
+    n_jets_dropped: int = 0
+    n_events_padded: int = 0
+    n_constits: int = 0
+    n_constits_truncated: int = 0
+    n_constits_in_dropped_jets: int = 0
+    n_no_jets: int = 0
+
+    def add(self, chunk: EventChunk, sel: Selection, num_jets: int) -> None:
+        self.n_events += chunk.n_events
+        self.n_jets += chunk.n_jets
+        self.n_jets_dropped += sel.n_jets_dropped
+        self.n_events_padded += int((chunk.num_jets < num_jets).sum())
+        self.n_constits += chunk.n_constits
+        self.n_constits_truncated += sel.n_constits_truncated
+        self.n_constits_in_dropped_jets += sel.n_constits_in_dropped_jets
+        self.n_no_jets += int((chunk.num_jets == 0).sum())
 
 
 def find_store_files(store_dir: Path, file_type: str) -> list[tuple[Path, SampleName]]:
@@ -124,23 +161,64 @@ def split_validation(n_events: int, train_size: float, seed: int, stem: str) -> 
     return is_val
 
 
-def _load(path: Path, name: SampleName, config: Config) -> _Sample:
-    chunk = read_store(path)
-    log.debug("read %s: %d events, %d jets, %d constituents", path, chunk.n_events,
-              chunk.n_jets, chunk.n_constits)
-    if chunk.n_events == 0:
+@dataclass
+class _Plan:
+    """One store file to prepare: its sample, size, split and the events the scalers see."""
+
+    path: Path
+    name: SampleName
+    n_events: int
+    is_val: np.ndarray | None = None  # bkg_train only
+    fit: np.ndarray | None = None  # bkg_train only: training events in the scalers' subsample
+    counts: _Counts = field(default_factory=_Counts)
+    files: list[str] = field(default_factory=list)
+
+
+def _plan(path: Path, name: SampleName, config: Config) -> _Plan:
+    n_events = count_store_events(path)
+    if n_events == 0:
         raise DataError(f"{path}: store file has no events")
-    with np.errstate(over="ignore", invalid="ignore"):  # non-finite features are reported below
-        sel = select_leading(chunk, config.num_jets, config.num_constits)
-        features = build_features(chunk, sel, config.input_features)
-        raw_observables = observables(chunk, sel)
-    _check_finite(path, features, chunk.evt_id)
-    is_val = None
+    plan = _Plan(path, name, n_events)
     if name.flag == "bkg_train":
-        is_val = split_validation(chunk.n_events, config.train_size, config.seed, name.stem)
-    summary = _summarise(path, name, chunk, sel, is_val, config)
-    return _Sample(name, path.name, chunk.evt_weight, chunk.evt_id, features, raw_observables,
-                   summary, is_val)
+        plan.is_val = split_validation(n_events, config.train_size, config.seed, name.stem)
+    return plan
+
+
+def choose_fit_events(plans: list[_Plan], seed: int, limit: int) -> None:
+    """Mark the bkg_train training events the scalers are fitted on: all of them up to
+    ``limit``, else a seeded random ``limit`` of them (sampled over all files together), so
+    fitting needs bounded memory whatever the sample size."""
+    train = [~p.is_val for p in plans if p.is_val is not None]
+    n_train = sum(int(t.sum()) for t in train)
+    chosen = np.ones(n_train, dtype=bool)
+    if n_train > limit:
+        chosen[:] = False
+        chosen[np.random.default_rng([seed, FIT_SALT]).choice(n_train, limit, replace=False)] = True
+        log.info("fitting the scalers on a seeded subsample of %d of the %d bkg_train training "
+                 "events", limit, n_train)
+    offset = 0
+    for plan in (p for p in plans if p.is_val is not None):
+        fit = np.zeros(plan.n_events, dtype=bool)
+        rows = np.flatnonzero(~plan.is_val)
+        fit[rows] = chosen[offset:offset + len(rows)]
+        plan.fit, offset = fit, offset + len(rows)
+
+
+def _chunks(plan: _Plan, config: Config) -> Iterator[tuple[_Part, EventChunk, Selection]]:
+    """The prepared chunks of one store file, CHUNK_EVENTS events at a time."""
+    start = 0
+    for chunk in iter_store(plan.path, CHUNK_EVENTS):
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite features: see below
+            sel = select_leading(chunk, config.num_jets, config.num_constits)
+            features = build_features(chunk, sel, config.input_features)
+            raw_observables = observables(chunk, sel)
+        _check_finite(plan.path, features, chunk.evt_id)
+        stop = start + chunk.n_events
+        is_val = None if plan.is_val is None else plan.is_val[start:stop]
+        yield _Part(chunk.evt_weight, chunk.evt_id, features, raw_observables, is_val), chunk, sel
+        start = stop
+    if start != plan.n_events:
+        raise DataError(f"{plan.path}: read {start} events, its metadata says {plan.n_events}")
 
 
 def _check_finite(path: Path, features: dict[str, LevelFeatures], evt_id: np.ndarray) -> None:
@@ -157,26 +235,26 @@ def _check_finite(path: Path, features: dict[str, LevelFeatures], evt_id: np.nda
                 "check the input values of these events")
 
 
-def _summarise(path: Path, name: SampleName, chunk: EventChunk, sel: Selection,
-               is_val: np.ndarray | None, config: Config) -> SampleSummary:
+def _summarise(plan: _Plan, config: Config) -> SampleSummary:
+    name, counts = plan.name, plan.counts
     summary = SampleSummary(
-        name=name, source=path.name, file=f"{name.stem}.safetensors", n_events=chunk.n_events,
-        n_jets=chunk.n_jets, n_jets_dropped=sel.n_jets_dropped,
-        n_events_padded=int((chunk.num_jets < config.num_jets).sum()),
-        n_constits=chunk.n_constits, n_constits_truncated=sel.n_constits_truncated,
-        n_constits_in_dropped_jets=sel.n_constits_in_dropped_jets,
-        n_val=int(is_val.sum()) if is_val is not None else 0,
+        name=name, source=plan.path.name, file=plan.files[0], n_events=counts.n_events,
+        n_jets=counts.n_jets, n_jets_dropped=counts.n_jets_dropped,
+        n_events_padded=counts.n_events_padded, n_constits=counts.n_constits,
+        n_constits_truncated=counts.n_constits_truncated,
+        n_constits_in_dropped_jets=counts.n_constits_in_dropped_jets,
+        n_val=int(plan.is_val.sum()) if plan.is_val is not None else 0,
+        files=tuple(plan.files),
     )
-    no_jets = int((chunk.num_jets == 0).sum())
-    if no_jets and "event" not in parse_levels(config.input_level):
+    if counts.n_no_jets and "event" not in parse_levels(config.input_level):
         log.warning("%s: %d events have no jet: at input_level '%s' they give the model nothing "
                     "to reconstruct, so their reconstruction score is 0 (they are kept)",
-                    name.stem, no_jets, config.input_level)
+                    name.stem, counts.n_no_jets, config.input_level)
     log.info(
         "%s: %d events%s; jets: %d kept, %d beyond num_jets=%d dropped, %d events with fewer "
         "jets padded; constituents: %d kept, %d beyond num_constits=%d truncated, %d in "
         "dropped jets", name.stem, summary.n_events,
-        f" ({summary.n_val} validation)" if is_val is not None else "",
+        f" ({summary.n_val} validation)" if plan.is_val is not None else "",
         summary.n_jets - summary.n_jets_dropped, summary.n_jets_dropped, config.num_jets,
         summary.n_events_padded,
         summary.n_constits - summary.n_constits_truncated - summary.n_constits_in_dropped_jets,
@@ -185,9 +263,9 @@ def _summarise(path: Path, name: SampleName, chunk: EventChunk, sel: Selection,
     return summary
 
 
-def _warn_on_low_statistics(train: list[_Sample]) -> None:
-    n_val = sum(int(s.is_val.sum()) for s in train if s.is_val is not None)
-    n_fit = sum(s.summary.n_events for s in train) - n_val
+def _warn_on_low_statistics(train: list[_Plan]) -> None:
+    n_val = sum(int(p.is_val.sum()) for p in train if p.is_val is not None)
+    n_fit = sum(p.n_events for p in train) - n_val
     if n_fit < MIN_FIT_EVENTS:
         log.warning("the scalers are fitted on only %d bkg_train training events (fewer than "
                     "%d): the normalisation follows statistical noise; use more events",
@@ -198,19 +276,26 @@ def _warn_on_low_statistics(train: list[_Sample]) -> None:
                     "smaller train_size", n_val, MIN_VALIDATION_EVENTS)
 
 
-def fit_scalers(config: Config, train_samples: list[_Sample]) -> Scalers:
-    """Fit each level's scaler on the real slots of the training split of ``train_samples``."""
+def fit_scalers(config: Config, train: list[_Plan]) -> Scalers:
+    """Fit each level's scaler on the real slots of the bkg_train events chosen by
+    :func:`choose_fit_events`, gathered chunk by chunk."""
+    rows: dict[str, list[np.ndarray]] = {level: [] for level in LEVELS}
+    names: dict[str, LevelFeatures] = {}
+    for plan in train:
+        start = 0
+        for part, _, _ in _chunks(plan, config):
+            fit = plan.fit[start:start + len(part.evt_id)]
+            start += len(part.evt_id)
+            for level in LEVELS:
+                feats = part.features[level]
+                names.setdefault(level, feats)
+                rows[level].append(feats.values[feats.mask & _expand(fit, feats.mask.ndim)])
     levels = {}
     for level in LEVELS:
-        rows = []
-        for sample in train_samples:
-            feats = sample.features[level]
-            mask = feats.mask if sample.is_val is None else feats.mask & ~_expand(
-                sample.is_val, feats.mask.ndim)
-            rows.append(feats.values[mask])
-        first = train_samples[0].features[level]
-        levels[level] = LevelScaler.fit(config.normalizations, np.concatenate(rows), first.names,
-                                        first.kinds, seed=config.seed, level=level)
+        first = names[level]
+        levels[level] = LevelScaler.fit(config.normalizations, np.concatenate(rows[level]),
+                                        first.names, first.kinds, seed=config.seed, level=level)
+        rows[level].clear()
     return Scalers(config.normalizations, levels)
 
 
@@ -218,25 +303,31 @@ def _expand(per_event: np.ndarray, ndim: int) -> np.ndarray:
     return per_event.reshape(-1, *([1] * (ndim - 1)))
 
 
-def sample_tensors(sample: _Sample, scalers: Scalers) -> dict[str, torch.Tensor]:
-    """The normalised tensors of one sample, named as in the tensor file."""
+def sample_tensors(part: _Part, scalers: Scalers, source: str) -> dict[str, torch.Tensor]:
+    """The normalised tensors of one chunk of a sample, named as in the tensor file."""
     out: dict[str, np.ndarray] = {}
     for level, key, mask_key in (("constituent", "constituents", "constituent_mask"),
                                  ("jet", "jets", "jet_mask"), ("event", "events", None)):
-        feats = sample.features[level]
+        feats = part.features[level]
         values = scalers[level].transform(feats.values, feats.mask)
         if not np.isfinite(values).all():
-            raise DataError(f"{sample.source}: non-finite {level} features after "
+            raise DataError(f"{source}: non-finite {level} features after "
                             f"'{scalers.normalizations}' normalisation")
         out[key] = values
         if mask_key is not None:
             out[mask_key] = feats.mask
-    out["observables"] = sample.observables
-    out["weight"] = sample.weight.astype(np.float32)
-    out["evt_id"] = sample.evt_id.astype(np.int64)
-    if sample.is_val is not None:
-        out["is_val"] = sample.is_val
+    out["observables"] = part.observables
+    out["weight"] = part.weight.astype(np.float32)
+    out["evt_id"] = part.evt_id.astype(np.int64)
+    if part.is_val is not None:
+        out["is_val"] = part.is_val
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in out.items()}
+
+
+def shard_name(stem: str, index: int) -> str:
+    """The tensor file of a sample's ``index``-th shard: ``<stem>.safetensors`` for the first
+    (often only) one, ``<stem>.part<index>.safetensors`` for the others."""
+    return f"{stem}.safetensors" if index == 0 else f"{stem}.part{index}.safetensors"
 
 
 def prepare_inputs(config: Config, store_dir: Path, tensors_dir: Path,
@@ -254,29 +345,35 @@ def prepare_inputs(config: Config, store_dir: Path, tensors_dir: Path,
 
 def _prepare(config: Config, files: list[tuple[Path, SampleName]], staging: Path,
              tensors_dir: Path, progress: bool) -> PrepareResult:
-    summaries: list[SampleSummary] = []
+    plans = [_plan(path, name, config) for path, name in files]
+    train = [p for p in plans if p.name.flag == "bkg_train"]
+    _warn_on_low_statistics(train)
+    choose_fit_events(train, config.seed, FIT_EVENTS)
+    written: dict[str, str] = {}  # tensor file -> sample stem, to refuse a clash of names
     with Progress(disable=not progress) as bar:
-        task = bar.add_task("prepare_inputs", total=len(files) + 1)
-        train = []
-        for path, name in files:
-            if name.flag == "bkg_train":
-                bar.update(task, description=f"reading {name.stem}")
-                train.append(_load(path, name, config))
-        bar.update(task, description="fitting scalers", advance=1)
-        _warn_on_low_statistics(train)
+        task = bar.add_task("prepare_inputs", total=sum(p.n_events for p in plans) + 1)
+        bar.update(task, description="fitting scalers")
         scalers = fit_scalers(config, train)
-        for path, name in files:
-            bar.update(task, description=f"writing {name.stem}")
-            sample = train.pop(0) if name.flag == "bkg_train" else _load(path, name, config)
-            tensors = sample_tensors(sample, scalers)
-            log.debug("writing %s: %s", sample.summary.file,
-                      ", ".join(f"{k} {list(v.shape)}" for k, v in tensors.items()))
-            save_file(tensors, str(staging / sample.summary.file),
-                      # one key: safetensors writes a metadata dict in no fixed order, and
-                      # the same inputs must give the same bytes (the stem holds the flag)
-                      metadata={"stem": name.stem})
-            summaries.append(sample.summary)
-            bar.advance(task)
+        bar.advance(task)
+        for plan in plans:
+            bar.update(task, description=f"writing {plan.name.stem}")
+            for index, (part, chunk, sel) in enumerate(_chunks(plan, config)):
+                plan.counts.add(chunk, sel, config.num_jets)
+                file = shard_name(plan.name.stem, index)
+                if file in written:
+                    raise DataError(f"{plan.path}: its tensor file {file} would replace one of "
+                                    f"sample '{written[file]}'; rename one of the two")
+                written[file] = plan.name.stem
+                tensors = sample_tensors(part, scalers, plan.path.name)
+                log.debug("writing %s: %s", file,
+                          ", ".join(f"{k} {list(v.shape)}" for k, v in tensors.items()))
+                save_file(tensors, str(staging / file),
+                          # one key: safetensors writes a metadata dict in no fixed order, and
+                          # the same inputs must give the same bytes (the stem holds the flag)
+                          metadata={"stem": plan.name.stem})
+                plan.files.append(file)
+                bar.advance(task, chunk.n_events)
+    summaries = [_summarise(plan, config) for plan in plans]
 
     features = {level: scalers[level].output_names for level in LEVELS}
     generators = sorted({s.name.generator for s in summaries if s.name.flag != "sig_test"})
@@ -288,7 +385,8 @@ def _prepare(config: Config, files: list[tuple[Path, SampleName]], staging: Path
         settings=preparation_settings(config),
         features=features, observables=list(OBSERVABLES), key=preparation_key(config),
         samples=[SampleEntry(stem=s.name.stem, flag=s.name.flag, generator=s.name.generator,
-                             tag=s.name.tag, file=s.file, n_events=s.n_events, source=s.source)
+                             tag=s.name.tag, file=s.file, n_events=s.n_events, source=s.source,
+                             files=s.files)
                  for s in summaries],
     ).write()
     log.info("prepared %d samples in %s (features: %s)", len(summaries), tensors_dir,

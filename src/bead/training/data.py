@@ -10,6 +10,7 @@ import logging
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor
 
@@ -21,7 +22,7 @@ from bead.stats import effective_count
 
 log = logging.getLogger(__name__)
 
-_LEVEL_KEYS = {"constituent": ("constituents", "constituent_mask"), "jet": ("jets", "jet_mask"),
+LEVEL_KEYS = {"constituent": ("constituents", "constituent_mask"), "jet": ("jets", "jet_mask"),
                "event": ("events", None)}
 _COMMON_KEYS = ("weight", "evt_id")
 
@@ -37,17 +38,33 @@ def load_sample(
     tensors_dir: Path, entry: SampleEntry, levels: tuple[str, ...], generator: int = -1
 ) -> tuple[Batch, dict[str, Tensor]]:
     """One sample's inputs at ``levels`` (every event carrying the label ``generator``), and
-    every raw tensor of its file."""
-    path = Path(tensors_dir) / entry.file
+    every raw tensor of its files (its shards joined in order)."""
+    parts = [load_shard(Path(tensors_dir) / file, entry.stem, levels, generator)
+             for file in entry.shards]
+    if len(parts) == 1:
+        return parts[0]
+    tensors = {key: torch.cat([raw[key] for _, raw in parts])
+               for key in parts[0][1] if all(key in raw for _, raw in parts)}
+    return Batch.cat([batch for batch, _ in parts]), tensors
+
+
+def load_shard(
+    path: Path, stem: str, levels: tuple[str, ...], generator: int = -1
+) -> tuple[Batch, dict[str, Tensor]]:
+    """The inputs of one tensor file (a sample, or one shard of it) and its raw tensors."""
     if not path.is_file():
-        raise DataError(f"{path}: tensor file of sample '{entry.stem}' not found "
+        raise DataError(f"{path}: tensor file of sample '{stem}' not found "
                         "(rerun prepare_inputs)")
-    tensors = load_file(str(path), device="cpu")
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, RuntimeError) as err:
+        raise DataError(f"{path}: not a readable tensor file ({err}); the file is damaged or "
+                        "truncated (rerun prepare_inputs)") from None
     _require(tensors, _COMMON_KEYS, path)
     n = len(tensors["weight"])
     out: dict[str, Level] = {}
     for level in levels:
-        x_key, mask_key = _LEVEL_KEYS[level]
+        x_key, mask_key = LEVEL_KEYS[level]
         _require(tensors, (x_key, *([mask_key] if mask_key else [])), path)
         x = tensors[x_key].to(torch.float32)
         if mask_key is None:  # the event vector: one slot per event
@@ -79,14 +96,18 @@ def sample_layout(manifest: Manifest, batch: Batch) -> dict[str, LevelLayout]:
 
 
 def _training_weights(data: Batch, weighted: bool, source: Path) -> Batch:
+    return data.with_weight(check_training_weights(data.weight, weighted, source))
+
+
+def check_training_weights(weight: Tensor, weighted: bool, source: Path) -> Tensor:
     """Unit weights, or the event weights once they are fit to train on.
 
     A negative weight would make the optimiser maximise that event's loss, so weighted training
     refuses them; a sample dominated by a few weights trains on those few, so it is reported.
     """
     if not weighted:
-        return data.with_weight(torch.ones_like(data.weight))
-    w = data.weight.double()
+        return torch.ones_like(weight)
+    w = weight.double()
     if (w < 0).any() or not torch.isfinite(w).all() or w.sum() <= 0:
         raise DataError(
             f"{source}: weighted_training needs finite, non-negative event weights with a "
@@ -96,7 +117,7 @@ def _training_weights(data: Batch, weighted: bool, source: Path) -> Batch:
     if n_eff < 0.1 * len(w):
         log.warning("weighted training: the bkg_train weights are as good as %.0f events of "
                     "%d (Kish N_eff); a few events will drive the model", n_eff, len(w))
-    return data
+    return weight
 
 
 def holdout_generators(text: str) -> tuple[str, ...]:
@@ -104,7 +125,7 @@ def holdout_generators(text: str) -> tuple[str, ...]:
     return tuple(g for g in text.split("+") if g)
 
 
-def _held_out(entries: list[SampleEntry], holdout: tuple[str, ...],
+def without_holdout(entries: list[SampleEntry], holdout: tuple[str, ...],
               path: Path) -> list[SampleEntry]:
     """The bkg_train samples left once the ``holdout`` generators are skipped (the enrichment
     test). The scalers stay as prepared: fitted on every bkg_train sample, the held-out ones
@@ -137,7 +158,7 @@ def load_training_split(
     entries = manifest.of_flag("bkg_train")
     if not entries:
         raise DataError(f"{manifest.path}: no bkg_train sample to train on")
-    entries = _held_out(entries, holdout, manifest.path)
+    entries = without_holdout(entries, holdout, manifest.path)
     parts, flags = [], []
     for entry in entries:
         label = manifest.generators.index(entry.generator) \

@@ -1,7 +1,7 @@
 """Runtime facts of one process (device, precision, rank): kept apart from the immutable Config.
 
-Distributed training will fill ``rank`` and ``world_size`` from torchrun; until then a run is
-one process that is its own main rank. Only the main rank writes files.
+``rank`` and ``world_size`` come from the process group that :mod:`bead.training.distributed`
+set up under torchrun (else one process, its own main rank). Only the main rank writes files.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from bead.config import Config
 from bead.errors import UsageError
 
 log = logging.getLogger(__name__)
+
+FP16_CAPABILITY = (5, 3)  # the first CUDA compute capability with float16 arithmetic
 
 
 @dataclass(frozen=True)
@@ -68,17 +70,53 @@ def select_device(name: str) -> torch.device:
 
 
 def make_runtime(config: Config) -> Runtime:
-    """The runtime of a single-process run under ``config``."""
+    """The runtime of this process under ``config``: in a process group, its rank and, on CUDA,
+    the GPU of its local rank."""
+    rank, world_size = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world_size = torch.distributed.get_rank(), torch.distributed.get_world_size()
     device = select_device(config.device)
-    amp_dtype = None
-    if config.use_amp:
-        if device.type == "cuda":
-            amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            log.info("mixed precision on: %s", str(amp_dtype).removeprefix("torch."))
-        else:
-            log.info("use_amp is ignored on %s: mixed precision is used on CUDA only",
-                     device.type)
-    return Runtime(device=device, amp_dtype=amp_dtype)
+    if world_size > 1 and device.type == "cuda" and device.index is None:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
+    amp_dtype = amp_dtype_for(device) if config.use_amp else None
+    if amp_dtype is not None and rank == 0:
+        log.info("mixed precision on %s: %s%s", device.type, str(amp_dtype).removeprefix("torch."),
+                 " with a gradient scaler" if amp_dtype == torch.float16 else "")
+    return Runtime(device=device, amp_dtype=amp_dtype, rank=rank, world_size=world_size)
+
+
+def amp_dtype_for(device: torch.device) -> torch.dtype:
+    """The autocast dtype of ``use_amp`` on ``device``: bfloat16 where the device computes in it
+    (same range as float32, no loss scaling), else float16 (with a gradient scaler)."""
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        major, minor = torch.cuda.get_device_capability(device)
+        if (major, minor) >= FP16_CAPABILITY:
+            return torch.float16
+        raise UsageError(f"use_amp = true, but {torch.cuda.get_device_name(device)} (compute "
+                         f"capability {major}.{minor}) computes in neither bfloat16 nor float16; "
+                         "set use_amp = false")
+    if device.type == "cpu":
+        if not torch.amp.is_autocast_available("cpu"):
+            raise UsageError("use_amp = true, but this torch build has no CPU autocast; set "
+                             "use_amp = false")
+        if not _cpu_has_bf16():
+            log.warning("use_amp = true on a CPU without native bfloat16 instructions "
+                        "(AVX512-BF16 or AMX): bfloat16 is emulated here and slower than "
+                        "float32; set use_amp = false for speed")
+        return torch.bfloat16
+    raise UsageError(f"use_amp = true is not supported on {device.type} (CUDA: bf16 or fp16; "
+                     "CPU: bf16); set use_amp = false")
+
+
+def _cpu_has_bf16() -> bool:
+    """Whether oneDNN finds bfloat16 instructions on this CPU."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def seed_everything(seed: int) -> None:

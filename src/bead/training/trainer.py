@@ -2,7 +2,8 @@
 
 Data lives on the device as whole tensors and is batched through a shuffled index, seeded per
 epoch (so a resumed run shuffles exactly as an uninterrupted one). After every epoch the history
-and ``last.pt`` are written, so an interruption loses at most one epoch.
+and ``last.pt`` are written, so an interruption loses at most one epoch. Under torchrun each
+rank trains on its part of every batch (:mod:`bead.training.distributed`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor
 
+from bead import interrupt
 from bead.config import Config
 from bead.config.schema import annealing_entries
 from bead.errors import BeadError, DataError, UsageError
+from bead.fileio import remove_stale_temporaries
 from bead.levels import parse_levels
 from bead.losses.catalog import check_compatible
 from bead.losses.objective import Objective, StepResult
@@ -29,6 +33,7 @@ from bead.models.base import BeadModel
 from bead.models.batch import Batch
 from bead.prepare.manifest import PREPARATION_KEYS, Manifest, read_manifest
 from bead.stats import MIN_VALIDATION_EVENTS
+from bead.training import distributed
 from bead.training.checkpoint import (
     BEST,
     LAST,
@@ -40,12 +45,15 @@ from bead.training.checkpoint import (
     save_torch,
     write_model_spec,
 )
+from bead.training.compile import compiled_forward
 from bead.training.data import holdout_generators, load_training_split, sample_layout
 from bead.training.history import History
+from bead.training.inputs import InMemoryInputs, TrainingInputs, batch_slices
 from bead.training.optim import build_optimizer, build_scheduler, current_lr
 from bead.training.runtime import Runtime, deterministic_algorithms, make_runtime, seed_everything
 from bead.training.schedule import Schedule, trigger_signals
 from bead.training.stopping import BestTracker
+from bead.training.stream import StreamedInputs, should_stream
 
 log = logging.getLogger(__name__)
 
@@ -67,52 +75,71 @@ class TrainResult:
     events_per_second: float
 
 
-def batch_slices(n: int, batch_size: int, order: Tensor | None = None) -> list[Tensor]:
-    """Index tensors of ``ceil(n / batch_size)`` near-equal batches (none of size 1 unless
-    ``batch_size`` is 1), over ``order`` or over 0..n-1."""
-    order = torch.arange(n) if order is None else order
-    return list(torch.tensor_split(order, max(1, math.ceil(n / batch_size))))
-
-
 class _Sums:
-    """Weighted running sums of loss components, kept on the device (no sync)."""
+    """Weighted running sums of loss components, kept on the device (no sync): the values of
+    a batch are stacked and weighed in one product, not one by one."""
 
     def __init__(self) -> None:
-        self.sums: dict[str, Tensor] = {}
+        self.names: list[str] | None = None  # in the order of the means
+        self.per_event: list[str] = []  # weighed event by event
+        self.scalars: list[str] = []  # batch-level terms and "total", weighed by the batch
+        self.order: list[int] = []  # per_event + scalars -> names
+        self.sums: Tensor | None = None
         self.weight: Tensor | None = None
 
     def add(self, result: StepResult, weight: Tensor) -> None:
         """Per-event components weigh each event; a batch-level term and the loss itself
         ("total", per-event part plus batch-level terms) weigh their batch by its sum |w|."""
-        total = weight.abs().sum()
-        parts = {name: (weight * value.detach().float()).sum()
-                 for name, value in result.components.items()}
         scalars = {**result.batch_terms, "total": result.total}
-        parts.update({name: value.detach().float() * total for name, value in scalars.items()})
-        for name, part in parts.items():
-            self.sums[name] = self.sums[name] + part if name in self.sums else part
+        if self.names is None:  # as the components come, "total" where it was among them
+            self.names = list(dict.fromkeys([*result.components, *scalars]))
+            self.per_event = [n for n in self.names if n not in scalars]
+            self.scalars = [n for n in self.names if n in scalars]
+            self.order = [(self.per_event + self.scalars).index(n) for n in self.names]
+        total = weight.abs().sum()
+        # (values * weight).sum, not a matmul: the same float sums as the loss's weighted mean,
+        # so with no batch-level term "total" equals the sum of its per-event parts exactly.
+        per_event = ((torch.stack([result.components[n].detach().float()
+                                   for n in self.per_event]) * weight.float()).sum(dim=1)
+                     if self.per_event else weight.new_zeros(0, dtype=torch.float32))
+        batch = torch.stack([scalars[n].detach().float() for n in self.scalars]) * total
+        part = torch.cat([per_event, batch])[self.order]
+        self.sums = part if self.sums is None else self.sums + part
         self.weight = total if self.weight is None else self.weight + total
 
     def means(self) -> dict[str, float]:
-        """Epoch means, normalised like the loss (sum |w|): with unit weights, per-event means
-        however the events were batched."""
-        assert self.weight is not None, "no batch was accumulated"
-        norm = self.weight.clamp(min=torch.finfo(self.weight.dtype).tiny)
-        return {name: float(value / norm) for name, value in self.sums.items()}
+        """Epoch means over every rank, normalised like the loss (sum |w|): with unit weights,
+        per-event means however the events were batched."""
+        assert self.names is not None and self.sums is not None and self.weight is not None, \
+            "no batch was accumulated"
+        sums, weight = distributed.reduce_sums(dict(zip(self.names, self.sums, strict=True)),
+                                               self.weight)
+        norm = weight.clamp(min=torch.finfo(weight.dtype).tiny)
+        values = torch.stack([sums[n] for n in self.names]) / norm
+        return dict(zip(self.names, values.tolist(), strict=True))
 
 
 def evaluate(
     model: BeadModel, objective: Objective, data: Batch, runtime: Runtime,
     batch_size: int = EVAL_BATCH,
 ) -> dict[str, float]:
-    """Epoch means of every loss component over ``data``, in eval mode without gradients."""
+    """Epoch means of every loss component over ``data``, in eval mode without gradients (in a
+    process group: over every rank's ``data``)."""
+    order = torch.arange(len(data), device=data.weight.device)
+    return evaluate_batches(model, objective,
+                            (data.select(idx) for idx in batch_slices(len(data), batch_size,
+                                                                      order)), runtime)
+
+
+def evaluate_batches(model: BeadModel, objective: Objective, batches: Iterable[Batch],
+                     runtime: Runtime) -> dict[str, float]:
+    """:func:`evaluate` over the given batches."""
     was_training = model.training
     model.eval()
     sums = _Sums()
     with torch.no_grad():
-        order = torch.arange(len(data), device=data.weight.device)
-        for idx in batch_slices(len(data), batch_size, order):
-            batch = data.select(idx)
+        for batch in batches:
+            interrupt.check_interrupted()
             with runtime.autocast():
                 result = objective.step(model, batch)
             sums.add(result, batch.weight)
@@ -124,16 +151,21 @@ class Trainer:
     """Model, loss, optimizer, scheduler and best-epoch tracking of one training run."""
 
     def __init__(
-        self, config: Config, runtime: Runtime, train_data: Batch, val_data: Batch,
-        layout: dict, scalers_sha256: str, prepared_key: str = "",
+        self, config: Config, runtime: Runtime, inputs: TrainingInputs, layout: dict,
+        scalers_sha256: str, prepared_key: str = "",
     ) -> None:
         check_compatible(config.model_name, config.loss_function)
-        self.config, self.runtime = config, runtime
-        self.train_data, self.val_data = train_data, val_data
+        self.config, self.runtime, self.inputs = config, runtime, inputs
         self.spec = ModelSpec.from_config(config, layout, scalers_sha256, prepared_key)
         self.model = self.spec.build().to(runtime.device)
         self.objective = self.spec.objective()
         self.schedule = Schedule(annealing_entries(config), self.objective.weights)
+        # What the loop calls: the model, in DDP in a process group, compiled on request.
+        self.net: torch.nn.Module = self.model
+        if distributed.is_active():
+            self.net = distributed.wrap_model(self.model, runtime.device, self._probe)
+        if config.compile:
+            self.net = compiled_forward(self.net)
         self.optimizer = build_optimizer(config.optimizer, self.model.parameters(), config.lr)
         self.scheduler = build_scheduler(self.optimizer, config)
         self.scaler = torch.amp.GradScaler(runtime.device.type,
@@ -145,23 +177,28 @@ class Trainer:
         self.train_seconds = 0.0
         self.best_state: dict[str, Tensor] | None = None
         self.replaces_previous = False  # a fresh run: replace models/ at the first write
-        self.shuffle = torch.Generator()
 
     # --- one epoch ---------------------------------------------------------------------------
 
+    def _probe(self) -> None:
+        """One forward and backward pass on two events, without a step (see wrap_model)."""
+        with self.runtime.autocast():
+            self.objective.step(self.model, self.inputs.probe_batch()).total.backward()
+
     def train_epoch(self) -> dict[str, float]:
-        """One pass over the shuffled training events; returns the epoch means."""
+        """One pass over the shuffled training events (in a process group, this rank's part of
+        every batch); returns the epoch means."""
         self.model.train()
-        data, clip = self.train_data, self.config.gradient_clip
-        self.shuffle.manual_seed(self.config.seed + self.epoch)
-        order = torch.randperm(len(data), generator=self.shuffle).to(data.weight.device)
+        clip, runtime, seed = self.config.gradient_clip, self.runtime, self.config.seed
+        distributed.seed_rank(seed, self.epoch, runtime)
         sums = _Sums()
-        for idx in batch_slices(len(data), self.config.batch_size, order):
-            batch = data.select(idx)
-            with self.runtime.autocast():
-                result = self.objective.step(self.model, batch)
+        for batch, scale in self.inputs.train_batches(self.epoch, seed, self.config.batch_size):
+            interrupt.check_interrupted()
+            with runtime.autocast():
+                result = self.objective.step(self.net, batch)
+            loss = result.total if scale is None else result.total * scale
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(result.total).backward()
+            self.scaler.scale(loss).backward()
             if clip > 0:
                 self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
@@ -237,7 +274,7 @@ class Trainer:
 
     def fit(self, models_dir: Path, results_dir: Path, progress: bool) -> TrainResult:
         config, main = self.config, self.runtime.is_main
-        n_train = len(self.train_data)
+        n_train = len(self.inputs)
         if self.stopped_early:
             log.info("training had stopped early at epoch %d; nothing left to resume",
                      self.epoch)
@@ -255,8 +292,9 @@ class Trainer:
                 lr = current_lr(self.optimizer)
                 train_means = self.train_epoch()
                 train_seconds = time.perf_counter() - started
-                val_means = evaluate(self.model, self.objective, self.val_data, self.runtime,
-                                     max(EVAL_BATCH, config.batch_size))
+                val_means = evaluate_batches(
+                    self.model, self.objective,
+                    self.inputs.val_batches(max(EVAL_BATCH, config.batch_size)), self.runtime)
                 self._end_epoch(lr, train_means, val_means, train_seconds,
                                 time.perf_counter() - started)
                 if main:
@@ -298,7 +336,10 @@ class Trainer:
         self.history.best_epoch = self.tracker.best_epoch
         self.history.seconds += seconds
         self.history.events_per_second = (
-            len(self.history.epoch) * len(self.train_data) / self.train_seconds)
+            len(self.history.epoch) * len(self.inputs) / self.train_seconds)
+        # Named loss weights (an annealing schedule's) as rank 0 has them, on every rank.
+        self.objective.weights = distributed.broadcast_weights(self.objective.weights,
+                                                               self.runtime.device)
 
     def _write(self, models_dir: Path, results_dir: Path) -> None:
         if self.replaces_previous:
@@ -344,6 +385,18 @@ def _say_if_interrupted(models_dir: Path) -> None:
                     "-o resume to continue it instead", models_dir / LAST, done, target)
 
 
+def training_inputs(config: Config, manifest: Manifest, levels: tuple[str, ...],
+                    runtime: Runtime) -> TrainingInputs:
+    """The bkg_train events in memory, or streamed from disk (``data_mode``)."""
+    holdout = holdout_generators(config.holdout_generator)
+    if should_stream(config.data_mode, manifest, levels):
+        return StreamedInputs(manifest, levels, runtime.device, runtime,
+                              config.weighted_training, holdout)
+    train_data, val_data = load_training_split(manifest, levels, runtime.device,
+                                               config.weighted_training, holdout)
+    return InMemoryInputs(train_data, val_data, runtime)
+
+
 def train(
     config: Config, tensors_dir: Path, models_dir: Path, results_dir: Path,
     progress: bool = True, resume: bool = False, runtime: Runtime | None = None,
@@ -361,28 +414,32 @@ def train(
         manifest = read_manifest(Path(tensors_dir))
         check_preparation(manifest, config)
         levels = parse_levels(config.input_level)
-        train_data, val_data = load_training_split(manifest, levels, runtime.device,
-                                                   config.weighted_training,
-                                                   holdout_generators(config.holdout_generator))
-        layout = sample_layout(manifest, train_data)
-        log.info("training %s with %s on %d events (%d validation) on %s", config.model_name,
-                 config.loss_function, len(train_data), len(val_data), runtime.device)
+        inputs = training_inputs(config, manifest, levels, runtime)
+        distributed.check_world(len(inputs), inputs.n_val, config.batch_size,
+                                runtime.world_size, str(manifest.path))
+        layout = sample_layout(manifest, inputs.probe_batch())
+        log.info("training %s with %s on %d events (%d validation) on %s%s", config.model_name,
+                 config.loss_function, len(inputs), inputs.n_val, runtime.device,
+                 ", streamed from disk" if isinstance(inputs, StreamedInputs) else "")
         log.debug("inputs from %s: %s; settings: %s", tensors_dir,
-                  ", ".join(f"{lv} {list(train_data[lv].x.shape[1:])}" for lv in levels),
+                  ", ".join(f"{lv} [{lo.n_slots}, {lo.n_features}]" for lv, lo in layout.items()),
                   config.model_dump(exclude={"overlay_roc_projects", "gen_signal_points"}))
-        if len(val_data) < MIN_VALIDATION_EVENTS:
+        if inputs.n_val < MIN_VALIDATION_EVENTS:
             log.warning("only %d validation events (fewer than %d): early stopping and the "
-                        "learning-rate schedule follow statistical noise", len(val_data),
+                        "learning-rate schedule follow statistical noise", inputs.n_val,
                         MIN_VALIDATION_EVENTS)
-        trainer = Trainer(config, runtime, train_data, val_data, layout,
-                          manifest.scalers_sha256, manifest.key)
+        trainer = Trainer(config, runtime, inputs, layout, manifest.scalers_sha256,
+                          manifest.key)
+        if runtime.is_main:  # what a killed run left half-written
+            for folder in (models_dir, results_dir):
+                remove_stale_temporaries(folder)
         if resume and (models_dir / LAST).is_file():
             trainer.restore(models_dir)
         else:
-            if resume:
+            if resume and runtime.is_main:
                 log.warning("no %s to resume from: starting afresh, and this run will replace "
                             "the model in %s", models_dir / LAST, models_dir)
-            else:
+            elif runtime.is_main:
                 _say_if_interrupted(models_dir)
             trainer.replaces_previous = True
         return trainer.fit(models_dir, results_dir, progress)
