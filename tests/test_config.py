@@ -321,7 +321,7 @@ def test_overlay_filename_must_not_be_only_a_suffix() -> None:
 @pytest.mark.parametrize(("key", "value", "hint"), [
     ("model_name", "Planar_ConvVA", "did you mean 'Planar_ConvVAE'"),
     ("loss_function", "VAEFlowLos", "did you mean 'VAEFlowLoss'"),
-    ("model_name", "TransformerAE", "valid: AE, "),
+    ("model_name", "FlexibleTransformer", "valid: AE, "),
 ])
 def test_model_and_loss_names_checked_at_load(tmp_path: Path, key: str, value: str,
                                               hint: str) -> None:

@@ -3,6 +3,7 @@ models they build (a model is tested by being registered)."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ from bead.models.base import ModelOutput
 from bead.models.catalog import MODELS, check_model_params, model_entry
 from bead.models.registry import build_model
 
-PARTS = ("recon", "occupancy", "mu", "logvar", "ldj", "z0", "zk", "log_prob")
+PARTS = tuple(f.name for f in dataclasses.fields(ModelOutput))
 
 
 @pytest.mark.parametrize("name", list(MODELS))

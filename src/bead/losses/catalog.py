@@ -20,10 +20,16 @@ TERM_REQUIRES: Mapping[str, frozenset[str]] = MappingProxyType({
     "kl": frozenset({"mu", "logvar"}),
     "flow_kl": frozenset({"mu", "logvar", "z0"}),
     "nll": frozenset({"log_prob"}),
+    "dirichlet_kl": frozenset({"alpha"}),
+    "dirichlet_flow_kl": frozenset({"alpha", "mu", "logvar", "z0"}),
+    "chamfer": frozenset({"recon", "occupancy"}),
+    "sinkhorn": frozenset({"recon", "occupancy"}),
 })
 # The config key that weighs each term in the total (None: weight 1).
 TERM_WEIGHTS: Mapping[str, str | None] = MappingProxyType({
     "reco": None, "kl": "reg_param", "flow_kl": "reg_param", "nll": None,
+    "dirichlet_kl": "reg_param", "dirichlet_flow_kl": "reg_param",
+    "chamfer": None, "sinkhorn": None,
 })
 
 
@@ -46,6 +52,19 @@ LOSSES: Mapping[str, LossEntry] = MappingProxyType({
                              ("reco", "flow_kl")),
     "FlowNLLLoss": LossEntry("negative log-likelihood of a density model", ("nll",),
                              primary_score="nll"),
+    "DVAELoss": LossEntry("Dirichlet VAE: reco + beta * closed-form KL(Dir(alpha) || Dir(5)) "
+                          "of the Laplace-bridge posterior", ("reco", "dirichlet_kl")),
+    "DVAEFlowLoss": LossEntry(
+        "Dirichlet VAE flow ELBO on the logits: reco + beta * (log q0 - sum log|det J| - log "
+        "p(zK)), p = N(0, (1 - 1/K)/5) the Laplace bridge of Dir(5); without a flow a "
+        "one-sample KL in the softmax basis", ("reco", "dirichlet_flow_kl")),
+    "ChamferLoss": LossEntry("order-free set reconstruction: masked Chamfer distance + "
+                             "multiplicity cross-entropy (set decoders)", ("chamfer",)),
+    "SinkhornLoss": LossEntry("order-free set reconstruction: Sinkhorn optimal-transport "
+                              "distance (geomloss) + multiplicity (set decoders)",
+                              ("sinkhorn",)),
+    "VAEChamferLoss": LossEntry("ChamferLoss + beta * closed-form KL", ("chamfer", "kl")),
+    "VAESinkhornLoss": LossEntry("SinkhornLoss + beta * closed-form KL", ("sinkhorn", "kl")),
 })
 
 

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from bead.errors import UsageError
 from bead.losses.catalog import TERM_REQUIRES, TERM_WEIGHTS, loss_entry
+from bead.losses.sets import chamfer, sinkhorn
 from bead.losses.terms import (
     kl_standard_normal,
     log_normal_diag,
@@ -26,6 +27,7 @@ from bead.losses.terms import (
 )
 from bead.models.base import BeadModel, ModelOutput
 from bead.models.batch import Batch
+from bead.models.dirichlet import bridged_prior_logvar, dirichlet_kl
 
 # A term: (batch, output) -> (its per-event value, the per-event components it reports).
 Term = Callable[[Batch, ModelOutput], tuple[Tensor, dict[str, Tensor]]]
@@ -53,8 +55,10 @@ def gaussian_kl(batch: Batch, out: ModelOutput) -> tuple[Tensor, dict[str, Tenso
     return kl, {"kl": kl}
 
 
-def flow_kl(batch: Batch, out: ModelOutput) -> tuple[Tensor, dict[str, Tensor]]:
-    """One-sample estimate log q0(z0) − Σ log|det ∂f/∂z| − log p(zK) of the flow posterior's KL.
+def flow_kl(batch: Batch, out: ModelOutput,
+            prior_logvar: float = 0.0) -> tuple[Tensor, dict[str, Tensor]]:
+    """One-sample estimate log q0(z0) − Σ log|det ∂f/∂z| − log p(zK) of the flow posterior's KL,
+    p = N(0, exp(prior_logvar)).
 
     The original BEAD used KL(q0) − ldj, which scores the base sample against the prior instead
     of the flow output. The three parts (``log_q0``, ``neg_ldj``, ``nll_pk``) add up to ``kl``;
@@ -62,7 +66,10 @@ def flow_kl(batch: Batch, out: ModelOutput) -> tuple[Tensor, dict[str, Tensor]]:
     """
     zk = out.zk if out.zk is not None else out.z0
     log_q0 = log_normal_diag(out.z0, out.mu, out.logvar)  # type: ignore[arg-type]
-    log_pk = log_standard_normal(zk)  # type: ignore[arg-type]
+    if prior_logvar == 0.0:
+        log_pk = log_standard_normal(zk)  # type: ignore[arg-type]
+    else:
+        log_pk = log_normal_diag(zk, torch.zeros_like(zk), torch.full_like(zk, prior_logvar))  # type: ignore[arg-type]
     ldj = out.ldj.to(log_q0.dtype) if out.ldj is not None else torch.zeros_like(log_q0)
     kl = log_q0 - ldj - log_pk
     return kl, {"log_q0": log_q0, "neg_ldj": -ldj, "nll_pk": -log_pk, "kl": kl}
@@ -73,8 +80,34 @@ def negative_log_likelihood(batch: Batch, out: ModelOutput) -> tuple[Tensor, dic
     return nll, {"nll": nll}
 
 
+# Dirichlet VAE: the concentration of the symmetric Dirichlet prior, as in the original BEAD.
+DIRICHLET_PRIOR = 5.0
+
+
+def dirichlet_kl_term(batch: Batch, out: ModelOutput) -> tuple[Tensor, dict[str, Tensor]]:
+    """Closed-form KL(Dir(alpha) || Dir(5·1)) of the Laplace-bridge posterior (``kl``)."""
+    kl = dirichlet_kl(out.alpha, DIRICHLET_PRIOR)  # type: ignore[arg-type]
+    return kl, {"kl": kl}
+
+
+def dirichlet_flow_kl(batch: Batch, out: ModelOutput) -> tuple[Tensor, dict[str, Tensor]]:
+    """The flow ELBO's KL of a Dirichlet VAE, taken where a flow acts: on the logits.
+
+    A flow moves the Gaussian logits z0 -> zK, after which the Laplace-bridge alpha (a
+    function of mu, logvar) no longer describes the posterior, so ``KL(Dir(alpha)) − ldj``
+    would mix two spaces. Instead the prior Dir(5·1) is bridged to the logits too, N(0,
+    (1 − 1/K)/5), and the estimate is ``flow_kl`` against it: log q0(z0) − Σ log|det J| −
+    log p(zK). Without a flow it is a one-sample estimate of the same KL in the softmax basis.
+    """
+    prior = bridged_prior_logvar(out.mu.shape[-1], DIRICHLET_PRIOR)  # type: ignore[union-attr]
+    return flow_kl(batch, out, prior_logvar=prior)
+
+
 TERMS: dict[str, Term] = {"reco": reconstruction, "kl": gaussian_kl, "flow_kl": flow_kl,
-                          "nll": negative_log_likelihood}
+                          "nll": negative_log_likelihood,
+                          "dirichlet_kl": dirichlet_kl_term,
+                          "dirichlet_flow_kl": dirichlet_flow_kl,
+                          "chamfer": chamfer, "sinkhorn": sinkhorn}
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 One class serves every AE/VAE entry of the catalog: ``ConvVAE`` is the conv body with a
 Gaussian posterior, ``Planar_ConvVAE`` the same with planar flows, ``SetVAE`` the multi-level
-body with a Gaussian posterior.
+body with a Gaussian posterior, ``Dirichlet_ConvVAE`` the conv body whose decoder reads
+``softmax(zK)`` and whose output carries the Laplace-bridge Dirichlet ``alpha`` of (mu, logvar).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from bead.errors import UsageError
@@ -18,9 +20,12 @@ from bead.models.base import BeadModel, ModelOutput
 from bead.models.batch import Batch
 from bead.models.bodies import Body, ConvBody, DeepSetsBody, MLPBody, MultiLevelBody
 from bead.models.catalog import ModelEntry
+from bead.models.dirichlet import laplace_bridge
 from bead.models.flows import build_flow
+from bead.models.transformer import ParticleTransformerBody, TransformerBody
 
-_SINGLE_LEVEL = {"mlp": MLPBody, "conv": ConvBody, "deepsets": DeepSetsBody}
+_SINGLE_LEVEL = {"mlp": MLPBody, "conv": ConvBody, "deepsets": DeepSetsBody,
+                 "transformer": TransformerBody, "particle_transformer": ParticleTransformerBody}
 
 
 def _kwargs(cls: type, params: dict[str, Any]) -> dict[str, Any]:
@@ -48,6 +53,10 @@ class Autoencoder(BeadModel):
         super().__init__(layout, levels, latent_dim)
         assert entry.body is not None, "an autoencoder entry names its body"
         self.variational = entry.family == "vae"
+        self.dirichlet = entry.posterior == "dirichlet"
+        if self.dirichlet and latent_dim < 2:
+            raise UsageError("a Dirichlet posterior needs latent_space_size >= 2 (the number "
+                             "of categories of the simplex)")
         self.body = build_body(entry.body, layout, levels, latent_dim, params)
         hidden = self.body.hidden
         if self.variational:
@@ -74,6 +83,7 @@ class Autoencoder(BeadModel):
             return ModelOutput(recon=recon, occupancy=occupancy, zk=mu)
         z0 = self.sample_z0(mu, logvar)
         zk, ldj = (z0, None) if self.flow is None else self.flow(z0, h)
-        recon, occupancy = self.body.decode(zk)
+        recon, occupancy = self.body.decode(torch.softmax(zk, dim=-1) if self.dirichlet else zk)
+        alpha = laplace_bridge(mu, logvar) if self.dirichlet else None
         return ModelOutput(recon=recon, occupancy=occupancy, mu=mu, logvar=logvar, ldj=ldj,
-                           z0=z0, zk=zk)
+                           z0=z0, zk=zk, alpha=alpha)

@@ -24,7 +24,9 @@ class ModelOutput:
     ``occupancy`` per set level the logits [B, S] of each slot being a real object (so a set
     model reconstructs its multiplicity too); ``ldj`` is the per-event [B] sum of log|det J|
     over the latent flow steps; ``z0`` is the base-distribution sample and ``zk`` the flow output
-    (for a plain autoencoder the code is ``zk``); ``log_prob`` [B] is a density model's log p(x).
+    (for a plain autoencoder the code is ``zk``); ``log_prob`` [B] is a density model's log p(x);
+    ``alpha`` [B, K] says the posterior is Dirichlet: its concentrations (Laplace bridge of mu,
+    logvar), with the decoder reading ``softmax(zk)``.
     """
 
     recon: dict[str, Tensor] | None = None
@@ -35,6 +37,7 @@ class ModelOutput:
     z0: Tensor | None = None
     zk: Tensor | None = None
     log_prob: Tensor | None = None
+    alpha: Tensor | None = None
 
     @property
     def latent(self) -> Tensor | None:

@@ -9,6 +9,7 @@ level; the multi-level body reads any combination.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -20,17 +21,24 @@ from bead.models.batch import Batch
 Decoded = tuple[dict[str, Tensor], dict[str, Tensor] | None]
 
 
-def mlp(sizes: list[int], final_activation: bool = False) -> nn.Sequential:
-    """Linear layers with LeakyReLU between them (and after the last one if asked)."""
+def mlp(sizes: list[int], final_activation: bool = False, batch_norm: bool = False,
+        dropout: Sequence[float] = ()) -> nn.Sequential:
+    """Linear layers with LeakyReLU between them (and after the last one if asked); with
+    ``batch_norm`` a BatchNorm1d before each activation, and ``dropout[i]`` after activation i."""
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(n_in, n_out))
         if i < len(sizes) - 2 or final_activation:
+            if batch_norm:
+                layers.append(nn.BatchNorm1d(n_out))
             layers.append(nn.LeakyReLU())
+            if i < len(dropout) and dropout[i] > 0:
+                layers.append(nn.Dropout(dropout[i]))
     return nn.Sequential(*layers)
 
 
-def _masked(batch: Batch, level: str) -> tuple[Tensor, Tensor]:
+def masked_level(batch: Batch, level: str) -> tuple[Tensor, Tensor]:
+    """``level``'s input with padded slots zeroed, and its mask."""
     lv = batch[level]
     zero = torch.zeros((), dtype=lv.x.dtype, device=lv.x.device)
     return torch.where(lv.mask.unsqueeze(-1), lv.x, zero), lv.mask
@@ -48,26 +56,38 @@ class Body(nn.Module):
 
 class MLPBody(Body):
     """The flattened masked set (and its mask, so a real zero differs from padding) through
-    an MLP; the decoder mirrors it."""
+    an MLP; the decoder mirrors it.
 
-    def __init__(self, level: str, layout: LevelLayout, latent_dim: int,
-                 hidden: list[int]) -> None:
+    ``batch_norm`` adds a BatchNorm1d to every hidden layer, the encoder's and the decoder's
+    own (the original AE_Dropout_BN shared them between the two, mixing their statistics).
+    ``dropout`` (empty, or one probability per hidden layer plus one) drops units after each
+    encoder layer, and the last value on the code as the decoder reads it. In eval mode both
+    are fixed (running statistics, no dropout), so scoring is deterministic.
+    """
+
+    def __init__(self, level: str, layout: LevelLayout, latent_dim: int, hidden: list[int],
+                 batch_norm: bool = False, dropout: Sequence[float] = ()) -> None:
         super().__init__()
         if not hidden:
             raise UsageError("model_params.hidden: give at least one layer size")
+        if dropout and (len(dropout) != len(hidden) + 1 or not all(0 <= p < 1 for p in dropout)):
+            raise UsageError(f"model_params.dropout: give {len(hidden) + 1} probabilities in "
+                             f"[0, 1) (one per hidden layer, then the code's), got {dropout}")
         self.level, self.layout = level, layout
         n_in = layout.n_slots * layout.n_features
         self.hidden = hidden[-1]
-        self.encoder = mlp([n_in + layout.n_slots, *hidden], final_activation=True)
-        self.decoder = mlp([latent_dim, *reversed(hidden), n_in])
+        self.encoder = mlp([n_in + layout.n_slots, *hidden], final_activation=True,
+                           batch_norm=batch_norm, dropout=dropout[:-1])
+        self.code_dropout = nn.Dropout(dropout[-1] if dropout else 0.0)
+        self.decoder = mlp([latent_dim, *reversed(hidden), n_in], batch_norm=batch_norm)
 
     def encode(self, batch: Batch) -> Tensor:
-        xm, mask = _masked(batch, self.level)
+        xm, mask = masked_level(batch, self.level)
         return self.encoder(torch.cat([xm.flatten(1), mask.to(xm.dtype)], dim=1))
 
     def decode(self, z: Tensor) -> Decoded:
         shape = (z.shape[0], self.layout.n_slots, self.layout.n_features)
-        return {self.level: self.decoder(z).view(shape)}, None
+        return {self.level: self.decoder(self.code_dropout(z)).view(shape)}, None
 
 
 class ConvBody(Body):
@@ -93,7 +113,7 @@ class ConvBody(Body):
         self.act = nn.LeakyReLU()
 
     def encode(self, batch: Batch) -> Tensor:
-        xm, mask = _masked(batch, self.level)
+        xm, mask = masked_level(batch, self.level)
         image = torch.stack([xm, mask.unsqueeze(-1).expand_as(xm).to(xm.dtype)], dim=1)
         h = self.act(self.conv2d(image)).squeeze(-1)  # [B, c1, S]
         h = self.act(self.conv1d(h))  # [B, c2, S]
@@ -161,7 +181,7 @@ class DeepSetsBody(Body):
                                    slot_embedding, occupancy=False)
 
     def encode(self, batch: Batch) -> Tensor:
-        return self.rho(self.pool(*_masked(batch, self.level)))
+        return self.rho(self.pool(*masked_level(batch, self.level)))
 
     def decode(self, z: Tensor) -> Decoded:
         recon, _ = self.decoder(z)
@@ -201,7 +221,7 @@ class MultiLevelBody(Body):
         parts = []
         if self.event:
             parts.append(self.event_encoder(batch["event"].x[:, 0]))
-        parts += [self.pools[lv](*_masked(batch, lv)) for lv in self.sets]
+        parts += [self.pools[lv](*masked_level(batch, lv)) for lv in self.sets]
         return self.rho(torch.cat(parts, dim=1))
 
     def decode(self, z: Tensor) -> Decoded:

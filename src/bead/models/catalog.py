@@ -25,8 +25,21 @@ _MLP = {"hidden": [128, 64]}
 _SETS = {"hidden": 64, "slot_embedding": 16}
 _MULTI = {"hidden": 128, "set_hidden": 64, "slot_embedding": 16}
 _PLANAR = {"num_flows": 6}
+_MLP_BN = {"hidden": [200, 100, 50], "batch_norm": True, "dropout": [0.5, 0.4, 0.3, 0.2]}
+_TRANSFORMER = {"d_model": 32, "heads": 4, "layers": 2, "dropout": 0.1}
+_ORTHOGONAL = {"num_flows": 4, "num_ortho_vecs": 5}
+_HOUSEHOLDER = {"num_flows": 4, "num_householder": 8}
+_TRIANGULAR = {"num_flows": 4}
+_IAF = {"num_flows": 4, "flow_hidden": [60, 60], "forget_bias": 1.0}
+_CONVFLOW = {"num_flows": 4, "kernel_size": 7}
+_NSF_AR = {"num_flows": 4, "bins": 8, "flow_hidden": [64, 64]}
 _DENSITY_PARAMS = {"transforms": 4, "hidden_features": [128, 128], "noise": 0.05,
                    "drop_angles": True}
+
+
+# Bodies whose decoder also predicts, per slot, the logit of it being a real object.
+OCCUPANCY_BODIES = frozenset({"multi", "particle_transformer"})
+POSTERIORS = ("gaussian", "dirichlet")
 
 
 def _frozen(*parts: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -47,10 +60,17 @@ class ModelEntry:
     target: str
     family: str  # "ae" | "vae" | "density"
     summary: str
-    body: str | None = None  # "mlp" | "conv" | "deepsets" | "multi"
+    body: str | None = None  # "mlp" | "conv" | "deepsets" | "multi" | "transformer" | ...
     flow: str | None = None  # a latent flow kind (bead.models.flows), VAE family only
     levels: str = "single"
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    posterior: str = "gaussian"  # VAE family: "gaussian" | "dirichlet" (Laplace bridge)
+
+    def __post_init__(self) -> None:
+        if self.posterior not in POSTERIORS or (self.posterior != "gaussian"
+                                                and self.family != "vae"):
+            raise ValueError(f"posterior {self.posterior!r} needs the vae family and one of "
+                             f"{', '.join(POSTERIORS)}")
 
     @property
     def provides(self) -> frozenset[str]:
@@ -60,9 +80,11 @@ class ModelEntry:
         parts = {"recon", "zk"}
         if self.family == "vae":
             parts |= {"mu", "logvar", "z0"}
+        if self.posterior == "dirichlet":
+            parts.add("alpha")
         if self.flow is not None:
             parts.add("ldj")
-        if self.body == "multi":
+        if self.body in OCCUPANCY_BODIES:
             parts.add("occupancy")
         return frozenset(parts)
 
@@ -98,6 +120,43 @@ MODELS: Mapping[str, ModelEntry] = MappingProxyType({
         _AUTOENCODER, "vae", "multi-level VAE: event MLP + masked set encoders per level, "
         "reconstructs every level and its multiplicity", body="multi", levels="any",
         params=_frozen(_MULTI)),
+    "AE_Dropout_BN": ModelEntry(
+        _AUTOENCODER, "ae", "AE with BatchNorm after every hidden layer (own modules in encoder "
+        "and decoder) and dropout 0.5/0.4/0.3 after the encoder layers, 0.2 on the code",
+        body="mlp", params=_frozen(_MLP_BN)),
+    "Dirichlet_ConvVAE": ModelEntry(
+        _AUTOENCODER, "vae", "ConvVAE whose decoder reads softmax(z): a Dirichlet posterior "
+        "through the Laplace bridge of the Gaussian (alpha)", body="conv",
+        posterior="dirichlet", params=_frozen(_CONV)),
+    "OrthogonalSylvester_ConvVAE": ModelEntry(
+        _AUTOENCODER, "vae", "ConvVAE + orthogonal Sylvester flows (M orthonormal vectors)",
+        body="conv", flow="orthogonal_sylvester", params=_frozen(_CONV, _ORTHOGONAL)),
+    "HouseholderSylvester_ConvVAE": ModelEntry(
+        _AUTOENCODER, "vae", "ConvVAE + Householder Sylvester flows", body="conv",
+        flow="householder_sylvester", params=_frozen(_CONV, _HOUSEHOLDER)),
+    "TriangularSylvester_ConvVAE": ModelEntry(
+        _AUTOENCODER, "vae", "ConvVAE + triangular Sylvester flows", body="conv",
+        flow="triangular_sylvester", params=_frozen(_CONV, _TRIANGULAR)),
+    "IAF_ConvVAE": ModelEntry(
+        _AUTOENCODER, "vae", "ConvVAE + inverse autoregressive flows", body="conv",
+        flow="iaf", params=_frozen(_CONV, _IAF)),
+    "ConvFlow_ConvVAE": ModelEntry(
+        _AUTOENCODER, "vae", "ConvVAE + convolutional flows (dilated 1-D convolutions over the "
+        "latent)", body="conv", flow="convflow", params=_frozen(_CONV, _CONVFLOW)),
+    "NSFAR_ConvVAE": ModelEntry(
+        _AUTOENCODER, "vae", "ConvVAE + autoregressive rational-quadratic spline flows (zuko)",
+        body="conv", flow="nsf_ar", params=_frozen(_CONV, _NSF_AR)),
+    "TransformerAE": ModelEntry(
+        _AUTOENCODER, "ae", "pre-norm transformer encoder over the slots (slot positions "
+        "embedded, padding masked), pooled to the code; slot-query transformer decoder",
+        body="transformer", params=_frozen(_TRANSFORMER)),
+    "ParticleTransformerAE": ModelEntry(
+        _AUTOENCODER, "ae", "permutation-invariant masked particle transformer (masked mean + "
+        "learned-query attention pooling); order-free set decoder with occupancy",
+        body="particle_transformer", params=_frozen(_TRANSFORMER)),
+    "ParticleTransformerVAE": ModelEntry(
+        _AUTOENCODER, "vae", "VAE form of ParticleTransformerAE", body="particle_transformer",
+        params=_frozen(_TRANSFORMER)),
     "MAF_Density": ModelEntry(
         _DENSITY, "density", "masked autoregressive flow density of event + jet features, "
         "scored by -log p(x)", levels="event+jet", params=_frozen(_DENSITY_PARAMS, {

@@ -8,6 +8,8 @@ the permutation of jets), concatenated into one vector per event:
 - azimuthal angles (phi, met_phi, j1_phi and their sin/cos columns) are left out when
   ``drop_angles`` (the default): the physics is symmetric in phi, and a sin/cos pair lies on a
   circle, on which a density in the plane is unbounded;
+- with the jet level present, the event level's ``j1_*`` columns are left out: they repeat the
+  first jet slot exactly, and an exact copy is a degenerate direction for a density;
 - each jet slot carries its mask bit (so a missing jet is seen), its padded features are 0;
 - inputs are soft-clamped, ``20·tanh(x/20)`` (identity to 0.1 % within |x| < 6, in the
   standardised units of preparation), so an event far outside the training range gets a large
@@ -41,6 +43,31 @@ def is_angle(feature: str) -> bool:
     return feature.removesuffix("_sin").removesuffix("_cos") in _ANGLES
 
 
+def density_columns(layout: Layout, levels: tuple[str, ...],
+                    drop_angles: bool = True) -> dict[str, list[int]]:
+    """The columns of each level a density reads (see the module docstring)."""
+    def kept(level: str, feature: str) -> bool:
+        if drop_angles and is_angle(feature):
+            return False
+        return not (level == "event" and "jet" in levels and feature.startswith("j1_"))
+    return {lv: [i for i, f in enumerate(layout[lv].features) if kept(lv, f)] for lv in levels}
+
+
+def density_inputs(batch: Batch, columns: dict[str, list[int]] | dict[str, Tensor]) -> Tensor:
+    """[B, D] float32 vector of the kept columns (padded slots 0), each set level's mask bits,
+    soft-clamped to ±CLAMP."""
+    parts = []
+    for level, keep in columns.items():
+        lv = batch[level]
+        zero = torch.zeros((), dtype=lv.x.dtype, device=lv.x.device)
+        xm = torch.where(lv.mask.unsqueeze(-1), lv.x, zero)
+        parts.append(xm[..., keep].flatten(1))
+        if level != "event":
+            parts.append(lv.mask.to(xm.dtype))
+    x = torch.cat(parts, dim=1).float()
+    return CLAMP * torch.tanh(x / CLAMP)
+
+
 class FlowDensity(BeadModel):
     """log p(x) of the event + jet features by a masked autoregressive or spline flow."""
 
@@ -48,8 +75,7 @@ class FlowDensity(BeadModel):
                  latent_dim: int, params: dict) -> None:
         super().__init__(layout, levels, latent_dim)
         self.noise = float(params["noise"])
-        keep = {lv: [i for i, f in enumerate(layout[lv].features)
-                     if not (params["drop_angles"] and is_angle(f))] for lv in levels}
+        keep = density_columns(layout, levels, bool(params["drop_angles"]))
         for lv in levels:
             self.register_buffer(f"keep_{lv}", torch.tensor(keep[lv], dtype=torch.long),
                                  persistent=False)
@@ -71,14 +97,9 @@ class FlowDensity(BeadModel):
 
     def features(self, batch: Batch) -> Tensor:
         """The flow's input vector [B, n_inputs] (see the module docstring)."""
-        parts = []
         for level in self.levels:
-            xm, mask = self.masked(batch, level)
-            parts.append(xm[..., getattr(self, f"keep_{level}")].flatten(1))
-            if level != "event":
-                parts.append(mask.to(xm.dtype))
-        x = torch.cat(parts, dim=1).float()
-        return CLAMP * torch.tanh(x / CLAMP)
+            self.masked(batch, level)  # checks the shapes the model was built for
+        return density_inputs(batch, {lv: getattr(self, f"keep_{lv}") for lv in self.levels})
 
     def forward(self, batch: Batch) -> ModelOutput:
         x = self.features(batch)

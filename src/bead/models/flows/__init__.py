@@ -17,6 +17,12 @@ from bead.errors import UsageError
 
 FLOW_KINDS: dict[str, str] = {
     "planar": "bead.models.flows.planar:PlanarFlow",
+    "orthogonal_sylvester": "bead.models.flows.orthogonal_sylvester:OrthogonalSylvesterFlow",
+    "householder_sylvester": "bead.models.flows.householder_sylvester:HouseholderSylvesterFlow",
+    "triangular_sylvester": "bead.models.flows.triangular_sylvester:TriangularSylvesterFlow",
+    "iaf": "bead.models.flows.iaf:IAFFlow",
+    "convflow": "bead.models.flows.convflow:ConvFlow",
+    "nsf_ar": "bead.models.flows.nsf_ar:NSFARFlow",
 }
 
 
