@@ -94,6 +94,15 @@ STEP_FORMULAS = {
           "as a last column l2_norm",
 }
 _NOISY_LOGGERS = ("torch", "torch.__trace", "onnxscript", "onnx_ir")
+# Loss terms that no fixed ONNX graph can compute, and why (the exporters fail on them too, with
+# less telling messages); a model trained with such a loss is refused before tracing.
+UNEXPORTABLE_TERMS = {
+    "sinkhorn": "geomloss's Sinkhorn solver takes its number of iterations from the events "
+                "(epsilon scaling down from the diameter of the point clouds), which a fixed "
+                "graph cannot do; the Chamfer losses export",
+    "dirichlet_kl": "the closed-form Dirichlet KL needs lgamma and digamma, for which ONNX "
+                    "has no operator; DVAEFlowLoss exports",
+}
 
 
 def import_extras() -> tuple[ModuleType, ModuleType]:
@@ -224,16 +233,54 @@ def _quiet() -> Iterator[None]:
                 log.debug("the exporter printed:\n%s", printed[-4000:])
 
 
+@contextlib.contextmanager
+def _plain_attention() -> Iterator[None]:
+    """In eval mode nn.TransformerEncoderLayer and nn.MultiheadAttention run a fused kernel
+    (aten::_transformer_encoder_layer_fwd) that no exporter translates and that fixes the
+    batch size; their plain form computes the same and is what gets traced."""
+    before = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(before)
+
+
+def _sort(self: Any, dim: int = -1, descending: bool = False, stable: bool | None = None
+          ) -> tuple[Any, Any]:
+    """aten::sort as ONNX TopK over the whole axis (the torch library of onnxscript has no
+    sort; the set losses sort occupancy logits). TopK puts equal values in index order, as
+    a stable sort does; it runs in double so that any input type sorts exactly."""
+    from onnxscript import opset18 as op
+    from onnxscript.ir import DataType
+
+    k = op.Gather(op.Shape(self), op.Constant(value_ints=[dim]))
+    values, indices = op.TopK(op.Cast(self, to=DataType.DOUBLE), k, axis=dim,
+                              largest=int(descending), sorted=1)
+    return op.CastLike(values, self), indices
+
+
+def _argsort(self: Any, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
+    return _sort(self, dim, descending)[1]
+
+
+def _translations() -> dict[Any, Any]:
+    aten = torch.ops.aten
+    return {aten.sort.default: _sort, aten.sort.stable: _sort,
+            aten.argsort.default: _argsort, aten.argsort.stable: _argsort}
+
+
 def _export(exporter: str, graph: ScoreGraph, example: tuple[Tensor, ...], inputs: list[str],
             path: Path, opset: int) -> None:
     outputs = graph.names
     axes = {name: {0: "batch"} for name in [*inputs, *outputs]}
-    with _quiet(), torch.no_grad():
+    with _quiet(), _plain_attention(), torch.no_grad():
         if exporter == "dynamo":
             batch = torch.export.Dim("batch")
             torch.onnx.export(graph, example, path, dynamo=True, opset_version=opset,
                               input_names=inputs, output_names=outputs,
                               dynamic_shapes=(tuple({0: batch} for _ in example),),
+                              custom_translation_table=_translations(),
                               external_data=False, verbose=False,
                               # onnxscript's graph rewrites cost accuracy (up to 1e-3 relative
                               # on planar flows); onnxruntime optimises the graph anyway
@@ -258,7 +305,9 @@ def _check(path: Path, graph: ScoreGraph, events: Batch, inputs: list[str]) -> d
     onnx, ort = import_extras()
     outputs = graph.names
     onnx.checker.check_model(str(path))
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: its constant-folding notes are noise here
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     got_inputs = [i.name for i in session.get_inputs()]
     got_outputs = [o.name for o in session.get_outputs()]
     if got_inputs != inputs or got_outputs != outputs:
@@ -284,8 +333,9 @@ def _check(path: Path, graph: ScoreGraph, events: Batch, inputs: list[str]) -> d
 
 
 # How each exporter names an operator it cannot translate.
-_UNSUPPORTED = (re.compile(r"No ONNX function found for <OpOverload\(op='aten\.(\w+)'"),
-                re.compile(r"operator '?aten::(\w+)'? to ONNX opset version \d+ is not supported"))
+_UNSUPPORTED = (re.compile(r"No ONNX function found for <OpOverload\(op='(\w+)\.(\w+)'"),
+                re.compile(r"operator '?(aten)::(\w+)'? to ONNX opset version \d+ is not "
+                           r"supported"))
 _SUMMARY = re.compile(r"^<class '(?:[\w.]*\.)?(\w+)'>: (.+)$", re.MULTILINE)
 
 
@@ -296,7 +346,7 @@ def _reason(err: Exception) -> str:
     for pattern in _UNSUPPORTED:
         found = pattern.search(text)
         if found:
-            return f"unsupported operator aten::{found.group(1)}"
+            return f"unsupported operator {found.group(1)}::{found.group(2)}"
     summary = _SUMMARY.findall(text)
     if summary:
         name, message = summary[0]
@@ -325,6 +375,48 @@ def _trained(models_dir: Path, tensors_dir: Path) -> tuple[BeadModel, ModelSpec,
     return model, spec, scalers
 
 
+@dataclass(frozen=True)
+class Graph:
+    """An exported, checked graph: its exporter, its outputs' shapes past the batch axis and
+    the largest relative difference of onnxruntime from PyTorch per output."""
+
+    exporter: str
+    shapes: dict[str, list[int]]
+    worst: dict[str, float]
+
+
+def export_graph(name: str, model: BeadModel, objective: Objective, events: Batch, path: Path,
+                 exporters: tuple[str, ...] = EXPORTERS, opset: int = OPSET) -> Graph:
+    """Write the score graph of ``model`` (the catalog's ``name``, in eval mode) and
+    ``objective`` to ``path``, traced on the first events of ``events`` and checked on all of
+    them; ``exporters`` are tried in order. A BeadError naming the model and each exporter's
+    reason when none gives a graph that reproduces PyTorch (``path`` is then removed)."""
+    for term in objective.entry.terms:
+        if term in UNEXPORTABLE_TERMS:
+            raise BeadError(f"model_name = '{name}' trained with loss_function = "
+                            f"'{objective.name}' cannot be exported to ONNX: its {term} term: "
+                            f"{UNEXPORTABLE_TERMS[term]}")
+    levels = model.levels
+    example = _flat(events.select(torch.arange(EXAMPLE_EVENTS)), levels)
+    graph = ScoreGraph.of(model.eval(), objective, example)
+    inputs = input_names(levels)
+    with torch.no_grad():
+        shapes = {name: list(t.shape[1:])
+                  for name, t in zip(graph.names, graph(*example), strict=True)}
+    failures = []
+    for exporter in exporters:
+        try:
+            _export(exporter, graph, example, inputs, path, opset)
+            return Graph(exporter, shapes, _check(path, graph, events, inputs))
+        except Exception as err:  # the exporters raise many types; each is reported
+            interrupt.check_interrupted()  # an exporter may wrap a KeyboardInterrupt
+            log.debug("the %s exporter failed for %s: %s", exporter, name, err)
+            failures.append(f"{exporter}: {_reason(err)}")
+            path.unlink(missing_ok=True)
+    raise BeadError(f"model_name = '{name}' cannot be exported to ONNX (opset {opset}): "
+                    f"{'; '.join(failures)}")
+
+
 def export_model(models_dir: Path, tensors_dir: Path, out_dir: Path,
                  exporters: tuple[str, ...] = EXPORTERS, opset: int = OPSET) -> ExportResult:
     """Write ``model.onnx`` and its sidecar ``model.json`` into ``out_dir`` (together, or
@@ -334,40 +426,22 @@ def export_model(models_dir: Path, tensors_dir: Path, out_dir: Path,
     models_dir, tensors_dir, out_dir = Path(models_dir), Path(tensors_dir), Path(out_dir)
     model, spec, scalers = _trained(models_dir, tensors_dir)
     events = _prepared_events(tensors_dir, spec.levels)
-    example = _flat(events.select(torch.arange(EXAMPLE_EVENTS)), spec.levels)
-    graph = ScoreGraph.of(model, spec.objective(), example)
-    inputs = input_names(spec.levels)
-    with torch.no_grad():
-        shapes = {name: list(t.shape[1:])
-                  for name, t in zip(graph.names, graph(*example), strict=True)}
-    failures = []
     with staged_folder(out_dir, last=(SIDECAR,)) as staging:
         path = staging / ONNX_FILE
-        for exporter in exporters:
-            try:
-                _export(exporter, graph, example, inputs, path, opset)
-                worst = _check(path, graph, events, inputs)
-                break
-            except Exception as err:  # the exporters raise many types; each is reported
-                interrupt.check_interrupted()  # an exporter may wrap a KeyboardInterrupt
-                log.debug("the %s exporter failed for %s: %s", exporter, spec.model_name, err)
-                failures.append(f"{exporter}: {_reason(err)}")
-                path.unlink(missing_ok=True)
-        else:
-            raise BeadError(f"model_name = '{spec.model_name}' cannot be exported to ONNX "
-                            f"(opset {opset}): {'; '.join(failures)}")
+        graph = export_graph(spec.model_name, model, spec.objective(), events, path, exporters,
+                             opset)
         versions = {"bead": bead.__version__, "torch": torch.__version__,
                     "onnx": onnx.__version__, "onnxruntime": ort.__version__,
-                    "opset": _opset_of(path), "exporter": exporter}
-        sidecar = _sidecar(spec, tensors_dir, json.loads(scalers), models_dir, path, shapes,
-                           len(events), worst, versions)
+                    "opset": _opset_of(path), "exporter": graph.exporter}
+        sidecar = _sidecar(spec, tensors_dir, json.loads(scalers), models_dir, path,
+                           graph.shapes, len(events), graph.worst, versions)
         (staging / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
     log.info("exported %s with the %s exporter (opset %d) to %s and %s; onnxruntime gives "
              "PyTorch's scores on %d prepared events within %.0e of each score's scale",
-             spec.model_name, exporter, versions["opset"], out_dir / ONNX_FILE,
+             spec.model_name, graph.exporter, versions["opset"], out_dir / ONNX_FILE,
              out_dir / SIDECAR, len(events), RTOL)
-    return ExportResult(out_dir / ONNX_FILE, out_dir / SIDECAR, exporter, versions["opset"],
-                        worst)
+    return ExportResult(out_dir / ONNX_FILE, out_dir / SIDECAR, graph.exporter,
+                        versions["opset"], graph.worst)
 
 
 def _sidecar(spec: ModelSpec, tensors_dir: Path, scalers: dict[str, Any], models_dir: Path,
