@@ -173,11 +173,14 @@ def write(tmp_path: Path, text: str | bytes, name: str = "old_config.py") -> Pat
 def test_legacy_upstream_config_reports_unsupported_keys(tmp_path: Path, caplog) -> None:
     config, ignored = read_legacy_config(write(tmp_path, UPSTREAM))
     assert ignored == ["workspace_name", "project_name", "skip_to_roc", "efp_mode", "efp_nmax",
-                       "efp_standardize_meanvar", "efp_n_jobs", "ntxent_sigma",
-                       "contrastive_weight", "plot_test_loss_histogram",
+                       "efp_standardize_meanvar", "efp_n_jobs", "plot_test_loss_histogram",
                        "plot_only_test_loss_histogram", "test_loss_histogram_component",
-                       "annealing_params", "separate_model_saving", "plot_roc_per_signal"]
+                       "separate_model_saving", "plot_roc_per_signal",
+                       "annealing_params.reg_param (trigger_source None was never supplied by "
+                       "the original's training, so it never fired)"]
     assert (config.num_jets, config.loss_function, config.subsample_plot) == (3, "VAELoss", False)
+    assert (config.ntxent_sigma, config.contrastive_weight) == (0.1, 0.005)
+    assert config.annealing_params == {}
     assert config.overlay_roc_filename == "combined_roc"  # not combined_roc.pdf.pdf
     assert "set again" not in caplog.text  # the same value twice is no conflict
 
@@ -340,3 +343,116 @@ def test_incompatible_model_and_loss_named_at_load(tmp_path: Path) -> None:
                              "    c.loss_function = 'VAEFlowLoss'\n")
     with pytest.raises(UsageError, match=r"old_config\.py:3: model_name = 'AE' cannot"):
         read_legacy_config(legacy)
+
+
+# The annealing block of the original's project template (bead/src/utils/ggl.py), with the
+# other kinds of entry its annealing module documents.
+ANNEALING_TEMPLATE = '''
+def set_config(c):
+    c.model_name                   = "Planar_ConvVAE"
+    c.loss_function                = "NTXentVAEFlowLoss"
+    c.epochs                       = 30
+    c.ntxent_sigma                 = 0.2
+    c.reg_param                    = 0.001
+    c.contrastive_temperature      = 0.1
+    c.contrastive_weight           = 0.005
+    c.annealing_params = {
+        "reg_param": {
+            "strategy": "TRIGGER_BASED",
+            "values": [0.001, 0.005, 0.01],
+            "trigger_source": "early_stopper_third_patience",
+            "current_index": 0
+        },
+        "contrastive_weight": {
+            "strategy": "TRIGGER_BASED",
+            "values": [0, 0.005, 0.01, 0.02, 0.03],
+            "trigger_source": "early_stopper_half_patience",
+        },
+        "contrastive_temperature": {
+            "strategy": "CONSTANT_PACE", "start_value": 0.1, "end_value": 0.01,
+            "total_steps": 10
+        },
+        "ntxent_sigma": {"strategy": "SCHEDULED", "schedule": {0: 0.3, 5: 0.1}},
+        "batch_size": {"strategy": "SCHEDULED", "schedule": {5: 128}},
+    }
+    c.annealing_params["contrastive_weight"]["current_index"] = 1
+'''
+
+
+def test_legacy_annealing_and_contrastive_keys_are_carried_over(tmp_path: Path) -> None:
+    config, ignored = read_legacy_config(write(tmp_path, ANNEALING_TEMPLATE))
+    assert (config.ntxent_sigma, config.contrastive_temperature, config.contrastive_weight) == (
+        0.2, 0.1, 0.005)
+    assert config.annealing_params == {
+        "reg_param": {"strategy": "trigger_based", "values": [0.001, 0.005, 0.01],
+                      "trigger_source": "early_stopper_third_patience", "current_index": 0},
+        "contrastive_weight": {"strategy": "trigger_based",
+                               "values": [0, 0.005, 0.01, 0.02, 0.03],
+                               "trigger_source": "early_stopper_half_patience",
+                               "current_index": 1},
+        "contrastive_temperature": {"strategy": "constant_pace", "start_value": 0.1,
+                                    "end_value": 0.01, "total_steps": 10},
+        "ntxent_sigma": {"strategy": "scheduled", "schedule": {"1": 0.3, "6": 0.1}},
+    }
+    assert ignored == ["annealing_params.batch_size (batch_size is not a weight that "
+                       "NTXentVAEFlowLoss uses)"]
+    # the converted config is a valid project config, and its schedule really runs
+    path = tmp_path / "p_config.toml"
+    save_config(config, path)
+    assert load_config(path) == config
+    from bead.config.schema import annealing_entries
+    from bead.training.schedule import Schedule
+
+    weights = {k: getattr(config, k) for k in ("reg_param", "contrastive_weight",
+                                               "contrastive_temperature", "ntxent_sigma")}
+    schedule = Schedule(annealing_entries(config), weights)
+    schedule.start_epoch(1)
+    assert weights == {"reg_param": 0.001, "contrastive_weight": 0.005,
+                       "contrastive_temperature": 0.1, "ntxent_sigma": 0.3}
+    schedule.start_epoch(10)
+    assert weights["contrastive_temperature"] == pytest.approx(0.01)
+    assert weights["ntxent_sigma"] == 0.1
+
+
+def test_legacy_annealing_for_weights_the_loss_does_not_use_is_reported(tmp_path: Path) -> None:
+    text = ANNEALING_TEMPLATE.replace('"NTXentVAEFlowLoss"', '"VAEFlowLoss"')
+    config, ignored = read_legacy_config(write(tmp_path, text))
+    assert list(config.annealing_params) == ["reg_param"]
+    assert [i.split(" (")[0] for i in ignored] == [
+        "annealing_params.contrastive_weight", "annealing_params.contrastive_temperature",
+        "annealing_params.ntxent_sigma", "annealing_params.batch_size"]
+
+
+def test_legacy_item_writes_need_their_table_first(tmp_path: Path) -> None:
+    path = write(tmp_path, "def set_config(c):\n    c.annealing_params['x']['y'] = 1\n")
+    with pytest.raises(UsageError, match=r"old_config\.py:2: key 'annealing_params': an item is "
+                                         r"set before c.annealing_params is assigned"):
+        read_legacy_config(path)
+    path = write(tmp_path, "def set_config(c):\n    c.annealing_params = {}\n"
+                           "    c.annealing_params['x']['y'] = 1\n")
+    with pytest.raises(UsageError, match=r"old_config\.py:3: key 'annealing_params': no item "
+                                         r"\['x', 'y'\]"):
+        read_legacy_config(path)
+
+
+def test_bad_legacy_annealing_names_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "def set_config(c):\n    c.loss_function = 'VAELoss'\n"
+                           "    c.annealing_params = {'reg_param': {'strategy': 'SOMETIMES'}}\n")
+    with pytest.raises(UsageError, match=r"old_config\.py:3: annealing_params.reg_param."
+                                         r"strategy = 'sometimes' is unknown"):
+        read_legacy_config(path)
+
+
+@pytest.mark.parametrize(("values", "fragment"), [
+    ({"augmentations": ["rotate_phi", "smear_et_phi"]},
+     "augmentations = 'smear_et_phi' is unknown (did you mean 'smear_eta_phi'?)"),
+    ({"augmentations": {"drop_soft": 0.0}}, "augmentations.drop_soft = 0.0"),
+    ({"contrastive_temperature": 0.0}, "key 'contrastive_temperature'"),
+    ({"ntxent_sigma": -0.1}, "key 'ntxent_sigma'"),
+    ({"l1_weight": -1.0}, "key 'l1_weight'"),
+])
+def test_contrastive_and_regularisation_keys_are_checked(values: dict, fragment: str) -> None:
+    with pytest.raises(UsageError) as info:
+        make_config(values, source="x.toml")
+    assert fragment in str(info.value) and str(info.value).startswith("x.toml")
+    assert make_config({"augmentations": ["drop_soft"]}).augmentations == ["drop_soft"]

@@ -8,6 +8,7 @@ import pytest
 import torch
 from toy_models import LATENT, build, default_levels, toy_batch
 
+from bead.config import Config
 from bead.errors import UsageError
 from bead.losses.catalog import LOSSES, compatible
 from bead.losses.objective import Objective
@@ -15,9 +16,10 @@ from bead.losses.terms import kl_standard_normal
 from bead.models.base import ModelOutput
 from bead.models.batch import Batch, Level
 from bead.models.catalog import MODELS
+from bead.training.checkpoint import WEIGHT_KEYS
 
 PAIRS = [(m, lo) for m in MODELS for lo in LOSSES if compatible(m, lo)]
-WEIGHTS = {"reg_param": 1e-3}
+WEIGHTS = {k: float(getattr(Config(), k)) for k in WEIGHT_KEYS}  # reg_param = 1e-3, ...
 
 
 def _one_level_batch(n: int) -> Batch:
@@ -44,6 +46,10 @@ def test_every_compatible_pair_runs_forward_and_backward(model_name: str, loss_n
     assert result.total.dim() == 0 and "total" in result.components
     assert LOSSES[loss_name].primary_score in result.components
     assert all(c.shape == (len(batch),) for c in result.components.values())
+    # batch-level terms are scalars beside the scores, never among them
+    assert set(result.batch_terms) == set(LOSSES[loss_name].batch_terms)
+    assert not set(result.batch_terms) & set(result.components)
+    assert all(v.dim() == 0 and torch.isfinite(v) for v in result.batch_terms.values())
     result.total.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
@@ -69,6 +75,9 @@ def test_padded_slots_change_neither_loss_nor_gradients(model_name: str, loss_na
     (a, grads_a), (b, grads_b) = results
     for name in a.components:
         torch.testing.assert_close(a.components[name], b.components[name])
+    for name in a.batch_terms:  # the augmented views too: padded slots stay out of them
+        torch.testing.assert_close(a.batch_terms[name], b.batch_terms[name])
+    torch.testing.assert_close(a.total, b.total)
     for ga, gb in zip(grads_a, grads_b, strict=True):
         torch.testing.assert_close(ga, gb)
 

@@ -58,9 +58,11 @@ def make_tensor_folder(
     signals: tuple[str, ...] = ("sig_test_svj_a",),
     seed: int = 0,
     train_size: float = 0.75,
+    features: dict[str, list[str]] | None = None,
 ) -> Path:
     """Write ``manifest.json`` (with the package's own writer) and one safetensors file per
-    sample under ``root``."""
+    sample under ``root``; ``features`` renames the columns (augmentations find theirs by
+    name)."""
     root.mkdir(parents=True, exist_ok=True)
     gen = torch.Generator().manual_seed(seed)
     bkg_loadings = torch.randn(2, J * C * FC, generator=gen)
@@ -85,8 +87,8 @@ def make_tensor_folder(
     Manifest(
         path=root / MANIFEST, generators=sorted(bkg_generators), samples=samples,
         scalers_sha256=f"toy-{seed}", settings=preparation_settings(settings_of),
-        features={"constituent": ["a", "b", "c"], "jet": ["a", "b", "c", "n"],
-                  "event": ["z0", "z1", "z0sq"]},
+        features=features or {"constituent": ["a", "b", "c"], "jet": ["a", "b", "c", "n"],
+                              "event": ["z0", "z1", "z0sq"]},
         observables=list(OBSERVABLES), key=preparation_key(settings_of),
     ).write()
     return root

@@ -138,9 +138,12 @@ def test_checkpoints_load_with_weights_only(tmp_path, tensors):
     assert spec == {"version": 2, "model_name": "AE", "levels": ["constituent"],
                     "layout": {"constituent": {"n_slots": 6, "features": ["a", "b", "c"]}},
                     "latent_dim": 4, "model_params": {"hidden": [128, 64]},
-                    "loss_function": "AELoss", "weights": {"reg_param": 1e-3},
+                    "loss_function": "AELoss",
+                    "weights": {"reg_param": 1e-3, "contrastive_weight": 0.005,
+                                "contrastive_temperature": 0.07, "ntxent_sigma": 0.1,
+                                "emd_weight": 1.0, "l1_weight": 1e-6, "l2_weight": 1e-6},
                     "model_init": "xavier", "scalers_sha256": "toy-0",
-                    "prepared_key": read_manifest(tensors).key}
+                    "prepared_key": read_manifest(tensors).key, "augmentations": {}}
 
 
 def test_resume_continues_like_an_uninterrupted_run(tmp_path, tensors):

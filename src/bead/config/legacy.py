@@ -10,6 +10,7 @@ from typing import Any
 from bead.config.schema import Config, closest, make_config, where
 from bead.config.toml import read_text
 from bead.errors import UsageError
+from bead.losses.catalog import LOSSES
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,6 @@ LEGACY_UNUSED = ("workspace_name", "project_name", "input_path", "output_path", 
                  "separate_model_saving", "skip_to_roc", "plot_roc_per_signal", "test_size")
 # ... and keys of features of the original that this version does not have.
 LEGACY_UNSUPPORTED = (
-    "annealing_params", "contrastive_temperature", "contrastive_weight", "ntxent_sigma",
     "plot_test_loss_histogram", "plot_only_test_loss_histogram", "test_loss_histogram_component",
     "efp_mode", "efp_nmax", "efp_dmax", "efp_extended_mode", "efp_beta", "efp_beta_list",
     "efp_measure", "efp_normed", "efp_include_composites", "efp_eps", "efp_embedding_dim",
@@ -58,11 +58,29 @@ def _first_key(node: ast.expr) -> str:
     return key
 
 
-def _legacy_assignments(
-    tree: ast.Module, path: Path
-) -> list[tuple[str, ast.expr | None, int]]:
-    """(key, value, line) of every plain ``c.key = value`` in the body of ``set_config(c)`` or
-    at module level.
+def _item_path(target: ast.expr, root: str) -> list[ast.expr] | None:
+    """The subscripts of ``c.key[a][b]`` (outermost last), or None for any other target."""
+    path: list[ast.expr] = []
+    while isinstance(target, ast.Subscript):
+        path.insert(0, target.slice)
+        target = target.value
+    if (path and isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
+            and target.value.id == root):
+        return path
+    return None
+
+
+Assignment = tuple[str, ast.expr | None, int, list[ast.expr]]
+# Keys whose value is a table: an item of one may be set after the table (c.key["a"] = ...).
+_TABLE_KEYS = tuple(k for k, f in Config.model_fields.items()
+                    if isinstance(f.get_default(call_default_factory=True), dict))
+
+
+def _legacy_assignments(tree: ast.Module, path: Path) -> list[Assignment]:
+    """(key, value, line, item path) of every plain ``c.key = value`` in the body of
+    ``set_config(c)`` or at module level, and of every ``c.key[...][...] = value`` there for a
+    key whose value is a table (the original's template sets
+    ``c.annealing_params["reg_param"]["current_index"]`` like this).
 
     Any other write to ``c`` (``+=``, an annotation, a ``c.key = ...`` under if/for/while/with/
     try or in another function, ``setattr(c, ...)``) would need running the file to know its
@@ -75,7 +93,7 @@ def _legacy_assignments(
                 and stmt.args.args):
             bodies.append((stmt.body, stmt.args.args[0].arg))
     roots = {root for _, root in bodies}
-    found: list[tuple[str, ast.expr | None, int]] = []
+    found: list[Assignment] = []
     plain: set[int] = set()
     for body, root in bodies:
         for stmt in body:
@@ -85,7 +103,11 @@ def _legacy_assignments(
                 if (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name)
                         and target.value.id == root):
                     plain.add(id(target))
-                    found.append((target.attr, stmt.value, stmt.lineno))
+                    found.append((target.attr, stmt.value, stmt.lineno, []))
+                elif ((items := _item_path(target, root)) is not None
+                      and _first_key(target) in _TABLE_KEYS):
+                    plain.add(id(target))
+                    found.append((_first_key(target), stmt.value, stmt.lineno, items))
     bad: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         if (isinstance(node, ast.Attribute | ast.Subscript)
@@ -105,7 +127,7 @@ def _legacy_assignments(
             continue
         key = _first_key(target)
         if key in LEGACY_IGNORED:  # left out anyway, however it is written
-            found.append((key, None, node.lineno))
+            found.append((key, None, node.lineno, []))
         else:
             bad.append((node.lineno, f"key '{key}': {what}"))
     if bad:
@@ -132,7 +154,7 @@ def read_legacy_config(path: Path) -> tuple[Config, list[str]]:
     values: dict[str, Any] = {}
     lines: dict[str, int] = {}
     ignored: list[str] = []
-    for key, node, line in _legacy_assignments(tree, path):
+    for key, node, line, items in _legacy_assignments(tree, path):
         if key in LEGACY_IGNORED or node is None:  # left out: never evaluated
             if key not in ignored:
                 ignored.append(key)
@@ -140,11 +162,11 @@ def read_legacy_config(path: Path) -> tuple[Config, list[str]]:
         if key not in Config.model_fields:
             raise UsageError(f"{path}:{line}: unknown key '{key}'"
                              f"{closest(key, LEGACY_IGNORED)}")
-        try:
-            value = ast.literal_eval(node)
-        except (ValueError, TypeError, SyntaxError, RecursionError):
-            raise UsageError(f"{path}:{line}: key '{key}': value is not a literal; set it by "
-                             "hand in the TOML") from None
+        value = _literal(node, path, line, key)
+        if items:
+            _set_item(values, key, [_literal(i, path, line, key) for i in items], value,
+                      f"{path}:{line}")
+            continue
         value = list(value) if isinstance(value, tuple) else value
         if key in values and values[key] != value:
             log.warning("%s:%d: key '%s' set again (before: line %d); the last value is used",
@@ -153,4 +175,79 @@ def read_legacy_config(path: Path) -> tuple[Config, list[str]]:
         lines[key] = line
     if not values:
         raise UsageError(f"{path}: no 'c.<key> = <value>' assignments found")
+    if "annealing_params" in values:
+        loss = values.get("loss_function", Config.model_fields["loss_function"].default)
+        values["annealing_params"], dropped = convert_annealing(values["annealing_params"], loss)
+        ignored += dropped
     return make_config(values, source=str(path), lines=lines), ignored
+
+
+def _literal(node: ast.expr, path: Path, line: int, key: str) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, RecursionError):
+        raise UsageError(f"{path}:{line}: key '{key}': value is not a literal; set it by "
+                         "hand in the TOML") from None
+
+
+def _set_item(values: dict[str, Any], key: str, items: list[Any], value: Any,
+              where_: str) -> None:
+    """``values[key][items[0]]...[items[-1]] = value``, for ``c.key[a][b] = value``."""
+    if key not in values:
+        raise UsageError(f"{where_}: key '{key}': an item is set before c.{key} is assigned")
+    target = values[key]
+    try:
+        for item in items[:-1]:
+            target = target[item]
+        target[items[-1]] = value
+    except (KeyError, IndexError, TypeError):
+        raise UsageError(f"{where_}: key '{key}': no item {items!r} to set") from None
+
+
+# The original's trigger sources that this version has (its lr_scheduler_triggered was
+# documented but never supplied; here it fires when the plateau scheduler lowers the LR).
+_TRIGGERS = ("early_stopper_counter", "early_stopper_half_patience",
+             "early_stopper_third_patience", "lr_scheduler_triggered")
+
+
+def convert_annealing(params: Any, loss_function: str) -> tuple[Any, list[str]]:
+    """The original's ``annealing_params`` in this version's form, and the entries left out
+    (each with the reason), which the original could not have applied either or which target
+    something that is no weight of ``loss_function``.
+
+    Strategy names become lower case; a SCHEDULED schedule's epochs, counted from 0 in the
+    original, count from 1 here (its epoch k is epoch k + 1); CONSTANT_PACE keeps start_value,
+    end_value and total_steps but now reaches end_value at epoch total_steps (the original was
+    one epoch late); TRIGGER_BASED keeps values, trigger_source and current_index. Anything
+    else malformed is passed on, so the config check names it.
+    """
+    if not isinstance(params, dict):
+        return params, []
+    entry = LOSSES.get(loss_function)
+    uses = entry.weight_keys if entry is not None else ()
+    converted: dict[str, Any] = {}
+    dropped: list[str] = []
+    for name, raw in params.items():
+        if not isinstance(raw, dict):
+            converted[name] = raw
+            continue
+        target = raw.get("attr_name", name)
+        reason = None
+        if "object" in raw:
+            reason = "it targets an object other than the config"
+        elif entry is not None and target not in uses:
+            reason = f"{target} is not a weight that {loss_function} uses"
+        elif str(raw.get("strategy", "")).upper() == "TRIGGER_BASED" and (
+                raw.get("trigger_source") not in _TRIGGERS):
+            reason = (f"trigger_source {raw.get('trigger_source')!r} was never supplied by the "
+                      "original's training, so it never fired")
+        if reason is not None:
+            dropped.append(f"annealing_params.{name} ({reason})")
+            continue
+        new = {k: v for k, v in raw.items() if k != "attr_name"}
+        new["strategy"] = str(raw.get("strategy", "CONSTANT_PACE")).lower()
+        if isinstance(raw.get("schedule"), dict):
+            new["schedule"] = {str(k + 1) if isinstance(k, int) else str(k): v
+                               for k, v in raw["schedule"].items()}
+        converted[target] = new
+    return converted, dropped

@@ -10,12 +10,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from pathlib import PurePath
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -23,9 +24,20 @@ from pydantic import (
 
 from bead.errors import UsageError
 from bead.levels import parse_levels
-from bead.losses.catalog import LOSSES, check_compatible, check_levels
+from bead.losses.catalog import (
+    AUGMENTATIONS,
+    DEFAULT_AUGMENTATIONS,
+    LOSSES,
+    augmentation_probabilities,
+    check_compatible,
+    check_levels,
+    loss_entry,
+)
 from bead.models.catalog import MODELS, check_model_params
 from bead.project import check_name
+
+if TYPE_CHECKING:
+    from bead.training.schedule import AnnealEntry
 
 SCALERS = ("minmax", "standard", "robust", "log", "l2", "power", "quantile", "maxabs", "sincos")
 _BRANCH = r"^[A-Za-z_][A-Za-z0-9_]*$"  # a ROOT tree or branch name, as NanoAOD/Delphes spell them
@@ -84,6 +96,30 @@ class Config(BaseModel):
         "(an unknown key lists the model's valid ones; README: Models)")
     loss_function: str = Field("VAEFlowLoss", description="loss class (see README for the list)")
     reg_param: float = Field(1e-3, ge=0.0, description="beta: weight of the KL / flow term")
+
+    # --- contrastive, EMD and regularisation terms, annealing (README: Losses, Annealing) ---
+    contrastive_weight: float = Field(
+        0.005, ge=0.0, le=1e3, description="weight of the SupCon / NT-Xent term")
+    contrastive_temperature: float = Field(
+        0.07, ge=1e-3, le=10.0, description="temperature of the SupCon / NT-Xent similarities")
+    ntxent_sigma: float = Field(
+        0.1, ge=0.0, le=10.0, description="width of the NT-Xent eta/phi and pt smearing, in "
+        "scaled feature units (phi: radians)")
+    augmentations: dict[str, float] | list[str] = Field(
+        default_factory=lambda: dict(DEFAULT_AUGMENTATIONS),
+        description="NT-Xent views: {name = probability per view} (a list: probability 1) of "
+        + ", ".join(AUGMENTATIONS))
+    emd_weight: float = Field(
+        1.0, ge=0.0, le=1e3, description="weight of the per-event EMD term (the *EMD losses)")
+    l1_weight: float = Field(
+        1e-6, ge=0.0, le=1.0, description="weight of sum |theta| (the *L1 losses; the "
+        "original applied reg_param twice: 0.001^2)")
+    l2_weight: float = Field(
+        1e-6, ge=0.0, le=1.0, description="weight of sum theta^2 (the *L2 losses)")
+    annealing_params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-epoch schedules of the loss's weights, e.g. "
+        "{reg_param = {strategy = \"constant_pace\", start_value = 0.0, end_value = 0.001, "
+        "total_steps = 10}} (README: Annealing)")
 
     # --- training ---
     optimizer: Literal["adam", "adamw", "rmsprop", "sgd", "radam", "adagrad"] = Field(
@@ -279,6 +315,25 @@ def _registered(value: str, registry: Iterable[str], kind: str) -> str:
     return value
 
 
+def annealing_entries(config: Config) -> list[AnnealEntry]:
+    """``annealing_params`` checked against the loss and the bounds of each target key; a
+    UsageError names the entry."""
+    from bead.training.schedule import parse_annealing  # torch-free
+
+    return parse_annealing(config.annealing_params, config.loss_function,
+                           loss_entry(config.loss_function).weight_keys, config.epochs,
+                           config.lr_scheduler, _check_bounds)
+
+
+def _check_bounds(key: str, value: float) -> None:
+    """ValueError when ``value`` is outside the bounds of the Config field ``key``."""
+    field = Config.model_fields[key]
+    try:
+        TypeAdapter(Annotated[(float, *field.metadata)]).validate_python(value)
+    except ValidationError as err:
+        raise ValueError(err.errors()[0]["msg"]) from None
+
+
 def closest(key: str, names: Iterable[str] = ()) -> str:
     """A did-you-mean hint: a misspelt key is the commonest config error."""
     match = difflib.get_close_matches(key, [*Config.model_fields, *names], n=1, cutoff=0.6)
@@ -319,6 +374,8 @@ def make_config(values: dict[str, Any], source: str = "config",
             config.model_name, parse_levels(config.input_level), config.input_level)),
         (("model_params", "model_name"),
          lambda: check_model_params(config.model_name, config.model_params)),
+        (("augmentations",), lambda: augmentation_probabilities(config.augmentations)),
+        (("annealing_params", "loss_function"), lambda: annealing_entries(config)),
     )
     for keys, check in checks:
         try:

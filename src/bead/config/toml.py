@@ -68,7 +68,8 @@ def _inline(value: object) -> object:
     would swallow every key written after it."""
     if isinstance(value, dict):
         table = tomlkit.inline_table()
-        table.update(value)
+        for key, item in value.items():  # nested tables inline too (annealing_params)
+            table.append(key, _inline(item))
         return table
     if not (isinstance(value, list) and value and all(isinstance(v, dict) for v in value)):
         return value

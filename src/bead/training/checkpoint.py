@@ -5,7 +5,7 @@ load with ``weights_only=True``; every write is atomic."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from bead.config import Config
 from bead.errors import DataError
 from bead.fileio import atomic_path, atomic_write_json
 from bead.levels import Layout, LevelLayout, layout_from_json, layout_to_json, parse_levels
+from bead.losses.catalog import augmentation_probabilities, loss_entry
 from bead.losses.objective import Objective
 from bead.models.base import BeadModel
 from bead.models.catalog import check_model_params
@@ -31,8 +32,10 @@ def epoch_file(epoch: int) -> str:
 
 
 SPEC_VERSION = 2
-# Config keys an objective's term weights are read from (see bead.losses.catalog).
-WEIGHT_KEYS = ("reg_param",)
+# Config keys an objective's term weights and settings are read from (bead.losses.catalog:
+# TERM_WEIGHTS, TERM_SETTINGS).
+WEIGHT_KEYS = ("reg_param", "contrastive_weight", "contrastive_temperature", "ntxent_sigma",
+               "emd_weight", "l1_weight", "l2_weight")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class ModelSpec:
     model_init: str
     scalers_sha256: str  # the preparation (manifest.json) the model was trained on
     prepared_key: str = ""  # the folder of that preparation under data/h5/tensors/processed
+    # NT-Xent views: augmentation -> probability (empty for losses without views)
+    augmentations: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: Config, layout: Layout, scalers_sha256: str,
@@ -61,14 +66,16 @@ class ModelSpec:
                    loss_function=config.loss_function,
                    weights={k: float(getattr(config, k)) for k in WEIGHT_KEYS},
                    model_init=config.model_init, scalers_sha256=scalers_sha256,
-                   prepared_key=prepared_key)
+                   prepared_key=prepared_key,
+                   augmentations=(augmentation_probabilities(config.augmentations)
+                                  if loss_entry(config.loss_function).uses_views else {}))
 
     def build(self) -> BeadModel:
         return build_model(self.model_name, self.layout, self.levels, self.latent_dim,
                            self.model_params, self.model_init)
 
     def objective(self) -> Objective:
-        return Objective(self.loss_function, self.weights)
+        return Objective(self.loss_function, self.weights, self.augmentations, self.layout)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

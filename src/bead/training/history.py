@@ -21,7 +21,8 @@ from bead.fileio import atomic_path, atomic_write_json, atomic_write_text
 
 @dataclass
 class History:
-    """Epoch-indexed lists, in the layout of ``results/history.json``; best_epoch 0 = none yet."""
+    """Epoch-indexed lists, in the layout of ``results/history.json``; best_epoch 0 = none yet.
+    ``weights``: the loss weights and settings in force in each epoch (annealing changes them)."""
 
     epoch: list[int] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
@@ -30,15 +31,19 @@ class History:
     best_epoch: int = 0
     seconds: float = 0.0
     events_per_second: float = 0.0
+    weights: dict[str, list[float]] = field(default_factory=dict)
 
     def append(
-        self, epoch: int, lr: float, train: dict[str, float], val: dict[str, float]
+        self, epoch: int, lr: float, train: dict[str, float], val: dict[str, float],
+        weights: dict[str, float] | None = None,
     ) -> None:
-        if self.epoch and (set(train) != set(self.train) or set(val) != set(self.val)):
+        weights = weights or {}
+        if self.epoch and (set(train) != set(self.train) or set(val) != set(self.val)
+                           or set(weights) != set(self.weights)):
             raise ValueError("loss components changed between epochs")
         self.epoch.append(epoch)
         self.lr.append(lr)
-        for target, values in ((self.train, train), (self.val, val)):
+        for target, values in ((self.train, train), (self.val, val), (self.weights, weights)):
             for name, value in values.items():
                 target.setdefault(name, []).append(value)
 
@@ -50,14 +55,15 @@ class History:
         return cls(**data)
 
     def to_csv(self) -> str:
-        components = list(self.train)
+        components, weights = list(self.train), list(self.weights)
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["epoch", "lr", *(f"train_{c}" for c in components),
-                         *(f"val_{c}" for c in components)])
+                         *(f"val_{c}" for c in components), *(f"weight_{w}" for w in weights)])
         for i, epoch in enumerate(self.epoch):
             writer.writerow([epoch, repr(self.lr[i]), *(repr(self.train[c][i]) for c in components),
-                             *(repr(self.val[c][i]) for c in components)])
+                             *(repr(self.val[c][i]) for c in components),
+                             *(repr(self.weights[w][i]) for w in weights)])
         return out.getvalue()
 
     def write(self, results_dir: Path) -> None:
@@ -93,14 +99,16 @@ def read_history(path: Path) -> History:
             train={k: _floats(v) for k, v in data["train"].items()},
             val={k: _floats(v) for k, v in data["val"].items()},
             best_epoch=int(data.get("best_epoch") or 0), seconds=float(data.get("seconds") or 0),
-            events_per_second=float(data.get("events_per_second") or 0))
+            events_per_second=float(data.get("events_per_second") or 0),
+            weights={k: _floats(v) for k, v in data.get("weights", {}).items()})
     except (OSError, json.JSONDecodeError) as err:
         raise DataError(f"{path}: cannot read JSON: {err}") from None
     except KeyError as err:
         raise DataError(f"{path}: missing key {err.args[0]!r}") from None
     except (TypeError, ValueError, AttributeError) as err:
         raise DataError(f"{path}: malformed history: {err}") from None
-    for part, components in (("train", history.train), ("val", history.val)):
+    for part, components in (("train", history.train), ("val", history.val),
+                             ("weights", history.weights)):
         for name, values in components.items():
             if len(values) != len(history.epoch):
                 raise DataError(f"{path}: {part}.{name} has {len(values)} values for "

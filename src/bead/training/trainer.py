@@ -20,10 +20,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import Tensor
 
 from bead.config import Config
+from bead.config.schema import annealing_entries
 from bead.errors import BeadError, DataError, UsageError
 from bead.levels import parse_levels
 from bead.losses.catalog import check_compatible
-from bead.losses.objective import Objective
+from bead.losses.objective import Objective, StepResult
 from bead.models.base import BeadModel
 from bead.models.batch import Batch
 from bead.prepare.manifest import PREPARATION_KEYS, Manifest, read_manifest
@@ -43,6 +44,7 @@ from bead.training.data import load_training_split, sample_layout
 from bead.training.history import History
 from bead.training.optim import build_optimizer, build_scheduler, current_lr
 from bead.training.runtime import Runtime, deterministic_algorithms, make_runtime, seed_everything
+from bead.training.schedule import Schedule, trigger_signals
 from bead.training.stopping import BestTracker
 
 log = logging.getLogger(__name__)
@@ -73,17 +75,22 @@ def batch_slices(n: int, batch_size: int, order: Tensor | None = None) -> list[T
 
 
 class _Sums:
-    """Weighted running sums of per-event loss components, kept on the device (no sync)."""
+    """Weighted running sums of loss components, kept on the device (no sync)."""
 
     def __init__(self) -> None:
         self.sums: dict[str, Tensor] = {}
         self.weight: Tensor | None = None
 
-    def add(self, components: dict[str, Tensor], weight: Tensor) -> None:
-        for name, value in components.items():
-            part = (weight * value.detach().float()).sum()
-            self.sums[name] = self.sums[name] + part if name in self.sums else part
+    def add(self, result: StepResult, weight: Tensor) -> None:
+        """Per-event components weigh each event; a batch-level term and the loss itself
+        ("total", per-event part plus batch-level terms) weigh their batch by its sum |w|."""
         total = weight.abs().sum()
+        parts = {name: (weight * value.detach().float()).sum()
+                 for name, value in result.components.items()}
+        scalars = {**result.batch_terms, "total": result.total}
+        parts.update({name: value.detach().float() * total for name, value in scalars.items()})
+        for name, part in parts.items():
+            self.sums[name] = self.sums[name] + part if name in self.sums else part
         self.weight = total if self.weight is None else self.weight + total
 
     def means(self) -> dict[str, float]:
@@ -108,7 +115,7 @@ def evaluate(
             batch = data.select(idx)
             with runtime.autocast():
                 result = objective.step(model, batch)
-            sums.add(result.components, batch.weight)
+            sums.add(result, batch.weight)
     model.train(was_training)
     return sums.means()
 
@@ -126,6 +133,7 @@ class Trainer:
         self.spec = ModelSpec.from_config(config, layout, scalers_sha256, prepared_key)
         self.model = self.spec.build().to(runtime.device)
         self.objective = self.spec.objective()
+        self.schedule = Schedule(annealing_entries(config), self.objective.weights)
         self.optimizer = build_optimizer(config.optimizer, self.model.parameters(), config.lr)
         self.scheduler = build_scheduler(self.optimizer, config)
         self.scaler = torch.amp.GradScaler(runtime.device.type,
@@ -159,7 +167,7 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            sums.add(result.components, batch.weight)
+            sums.add(result, batch.weight)
         means = sums.means()
         if not math.isfinite(means["total"]):
             hint = ("a lower lr or a smaller gradient_clip" if clip > 0
@@ -182,6 +190,7 @@ class Trainer:
             "stopped_early": self.stopped_early,
             "train_seconds": self.train_seconds,
             "history": self.history.to_dict(),
+            "schedule": self.schedule.state_dict(),
             "rng": {"cpu": torch.get_rng_state()},
         }
         if self.scheduler is not None:
@@ -214,6 +223,8 @@ class Trainer:
         self.stopped_early = bool(state["stopped_early"])
         self.train_seconds = float(state["train_seconds"])
         self.history = History.from_dict(state["history"])
+        if "schedule" in state:
+            self.schedule.load_state_dict(state["schedule"])
         torch.set_rng_state(state["rng"]["cpu"])
         if "cuda" in state["rng"] and self.runtime.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.runtime.device)
@@ -239,6 +250,7 @@ class Trainer:
                                 train="-", val="-", rate="-")
             while self.epoch < config.epochs and not self.stopped_early:
                 self.epoch += 1
+                self.schedule.start_epoch(self.epoch)
                 started = time.perf_counter()
                 lr = current_lr(self.optimizer)
                 train_means = self.train_epoch()
@@ -273,11 +285,14 @@ class Trainer:
         train_seconds: float, seconds: float,
     ) -> None:
         """Book-keeping after an epoch: history, best weights, scheduler, early stopping."""
-        self.history.append(self.epoch, lr, train_means, val_means)
+        self.history.append(self.epoch, lr, train_means, val_means, self.objective.in_force())
         if self.tracker.update(val_means["total"], self.epoch):
             self.best_state = clone_state(self.model)
         if self.scheduler is not None:
             self.scheduler.step(val_means["total"])
+        self.schedule.end_epoch(trigger_signals(
+            self.tracker.bad_epochs, self.config.early_stopping_patience,
+            current_lr(self.optimizer) < lr))
         self.stopped_early = self.config.early_stopping and self.tracker.exhausted
         self.train_seconds += train_seconds
         self.history.best_epoch = self.tracker.best_epoch
