@@ -12,23 +12,27 @@ import pytest
 import torch
 from toy_models import build, default_levels, default_loss, toy_batch
 
+from bead.config import make_config
 from bead.errors import BeadError
 from bead.export import ATOL, RTOL, UNEXPORTABLE_TERMS, export_graph, input_names
 from bead.losses.catalog import LOSSES, compatible
 from bead.losses.objective import Objective
 from bead.models.catalog import MODELS
 from bead.models.flows import orthogonal_sylvester
+from bead.training.checkpoint import WEIGHT_KEYS
 
 ort = pytest.importorskip("onnxruntime")
 
-WEIGHTS = {"reg_param": 0.3}
+# Every weight and setting a loss may read, at the config's defaults.
+WEIGHTS = {key: float(getattr(make_config({}), key)) for key in WEIGHT_KEYS}
 # The smallest setting of each that still has the structure (more than one step or layer).
 SMALL = {"num_flows": 2, "layers": 1, "transforms": 2, "hidden_features": [16, 16]}
-# A pair beyond each model's default loss: the set losses sort occupancy logits (aten::sort,
-# which bead translates itself).
-EXTRA = [("ParticleTransformerVAE", "VAEChamferLoss")]
+# Pairs beyond each model's default loss: the set losses and the EMD sort (aten::sort, which
+# bead translates itself); a batch-level term (NT-Xent) is no score and stays out of the graph.
+EXTRA = [("ParticleTransformerVAE", "VAEChamferLoss"), ("ConvVAE", "VAELossEMD"),
+         ("ConvVAE", "NTXentVAELoss")]
 REFUSED = [(name, loss) for name in MODELS for loss in LOSSES if compatible(name, loss)
-           and set(LOSSES[loss].terms) & set(UNEXPORTABLE_TERMS)]
+           and set(LOSSES[loss].score_terms) & set(UNEXPORTABLE_TERMS)]
 
 
 def small(name: str):

@@ -391,7 +391,7 @@ def export_graph(name: str, model: BeadModel, objective: Objective, events: Batc
     ``objective`` to ``path``, traced on the first events of ``events`` and checked on all of
     them; ``exporters`` are tried in order. A BeadError naming the model and each exporter's
     reason when none gives a graph that reproduces PyTorch (``path`` is then removed)."""
-    for term in objective.entry.terms:
+    for term in objective.entry.score_terms:  # batch-level terms are no scores
         if term in UNEXPORTABLE_TERMS:
             raise BeadError(f"model_name = '{name}' trained with loss_function = "
                             f"'{objective.name}' cannot be exported to ONNX: its {term} term: "
