@@ -47,6 +47,7 @@ from torch import Tensor, nn
 import bead
 from bead import interrupt
 from bead.errors import BeadError, DataError, MissingExtraError
+from bead.evaluation.provenance import _json_object, file_sha256
 from bead.fileio import staged_folder
 from bead.losses.objective import Objective
 from bead.models.base import BeadModel
@@ -466,10 +467,10 @@ def _sidecar(spec: ModelSpec, tensors_dir: Path, scalers: dict[str, Any], models
     return {
         "version": SIDECAR_VERSION,
         "onnx_file": ONNX_FILE,
-        "onnx_sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+        "onnx_sha256": file_sha256(onnx_path),
         "model": {"model_name": spec.model_name, "family": model_entry(spec.model_name).family,
                   "loss_function": spec.loss_function,
-                  "model_sha256": hashlib.sha256((models_dir / BEST).read_bytes()).hexdigest(),
+                  "model_sha256": file_sha256(models_dir / BEST),
                   "model_spec": spec.to_json()},  # models/model.json of the exported best.pt
         "levels": levels,
         "inputs": inputs,
@@ -502,18 +503,12 @@ def read_sidecar(folder: Path) -> dict[str, Any]:
     """The sidecar of an export in ``folder``; DataError when missing, of another version or
     not describing the ``model.onnx`` beside it."""
     path = Path(folder) / SIDECAR
-    if not path.is_file():
-        raise DataError(f"{path}: not found (run export first)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise DataError(f"{path}: cannot read JSON: {err}") from None
-    if not isinstance(data, dict) or data.get("version") != SIDECAR_VERSION:
+    data = _json_object(path, "export")
+    if data.get("version") != SIDECAR_VERSION:
         raise DataError(f"{path}: not an export sidecar of version {SIDECAR_VERSION} "
                         "(run export again)")
     graph = Path(folder) / ONNX_FILE
-    if not graph.is_file() or hashlib.sha256(graph.read_bytes()).hexdigest() != \
-            data.get("onnx_sha256"):
+    if not graph.is_file() or file_sha256(graph) != data.get("onnx_sha256"):
         raise DataError(f"{path}: does not describe {graph} (run export again)")
     return data
 
