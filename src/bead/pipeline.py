@@ -20,7 +20,7 @@ from bead.config import (
     make_config,
     read_legacy_config,
 )
-from bead.errors import BeadError, UsageError
+from bead.errors import UsageError
 from bead.fileio import remove_stale_temporaries
 from bead.prepare.manifest import prepared_dir
 from bead.project import ProjectPaths, workspaces_root
@@ -265,11 +265,14 @@ def mode_export(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> Non
     export_model(paths.models_dir, _trained_inputs(paths, config), out_dir)
 
 
-DIAGNOSTICS_UNAVAILABLE = "diagnostics is not available in this version of bead"
-
-
 def mode_diagnostics(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
-    raise BeadError(DIAGNOSTICS_UNAVAILABLE)
+    config = _config(paths, "diagnostics", opts)
+    from bead.diagnostics import DIAGNOSTICS_DIR, run_diagnostics
+
+    # A fresh model of the config on its prepared inputs: models/ is never touched.
+    run_diagnostics(config, prepared_dir(paths.tensors_dir, config),
+                    paths.output_dir / DIAGNOSTICS_DIR)
+    log.info("plot adds the diagnostics to %s", paths.plots_dir / "report.html")
 
 
 MODE_FUNCTIONS: dict[str, Callable[[ProjectPaths, RunOptions, RunResult], None]] = {
@@ -305,17 +308,12 @@ def _needs_export_extra(config: Config | None) -> None:
     import_extras()
 
 
-def _not_available(config: Config | None) -> None:
-    raise BeadError(DIAGNOSTICS_UNAVAILABLE)
-
-
 # What each mode needs before a chain starts: a chain that names a mode which cannot run is
 # refused before its first step, as an unknown token is.
 PREFLIGHT: dict[str, Callable[[Config | None], None]] = {
     "generate": _needs_generate_extra,
     "plot": _needs_latent_style,
     "export": _needs_export_extra,
-    "diagnostics": _not_available,
 }
 
 

@@ -17,14 +17,29 @@ from PIL import Image
 from plot_inputs import SMALL_SIGNALS, write_all
 
 from bead.config import Config
+from bead.evaluation.enrichment import enrichment_metrics
+from bead.evaluation.metrics import compute_metrics
+from bead.evaluation.scores import read_scores
+from bead.evaluation.sculpting import sculpting_metrics
 from bead.plotting import make_plots
 from bead.plotting.report import ReportInputs, render_report
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREEN = (1280, 800)
+
+
+def sculpting_section(score_is_mass: bool) -> dict:
+    """The sculpting section of a background whose score is a function of the dijet mass
+    (maximal sculpting), or independent of it (none)."""
+    rng = np.random.default_rng(1)
+    mass = 500 + rng.exponential(300.0, 20000)
+    score = np.log(mass) if score_is_mass else rng.normal(size=mass.size)
+    return {"score": "total", **sculpting_metrics(score, {"mjj": mass}, np.ones(mass.size))}
+
+
 EXTRA = {"primary_score": "total", "observables": ["obs_met", "obs_mt"],
          "warnings": ["sig_test_svj_rinv03 has only 40 events"],
-         "sculpting": {"verdict": "no significant sculpting of the leading-jet mass"}}
+         "sculpting": sculpting_section(score_is_mass=True)}
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +110,15 @@ def test_headline_numbers_come_from_metrics(report) -> None:
     assert best in answer and f"{metrics['per_signal'][best][signal]['auc']:.3f}" in answer
     pairs = metrics["generator_separation"]["total"].values()
     assert f"max |AUC − 0.5| = {max(abs(a - 0.5) for a in pairs):.3f} over 3" in answer
-    assert "Mass sculpting: no significant sculpting" in answer
+    cuts = EXTRA["sculpting"]["observables"]["mjj"]["cuts"]
+    point = max(cuts, key=lambda p: cuts[p]["jsd"] / cuts[p]["jsd_stat"])  # the worst cut
+    ratio = cuts[point]["jsd"] / cuts[point]["jsd_stat"]
+    assert ratio > 50  # a cut on a function of the mass keeps one end of the spectrum
+    assert (f"Mass sculpting (cut on total): largest JSD {cuts[point]['jsd']:.4f} bits (mjj at "
+            f"ε_b = {point}), {ratio:.1f}× that of random selections") in answer
+    assert "the cut sculpts the mass spectra" in answer
+    dcor = EXTRA["sculpting"]["observables"]["mjj"]["distance_correlation"]
+    assert dcor > 0.95 and f"distance correlation up to {dcor:.3f}" in answer
     assert "⚠ sig_test_svj_rinv03 has only 40 events" in answer
     assert "⚠ low stats" in page  # obs_mt's entry in the tables
     # 80 events per generator cannot resolve eps_b = 1e-3: null, shown as a flagged dash.
@@ -116,9 +139,47 @@ def test_config_summary_and_sculpting_only_when_measured(report) -> None:
     for text in ("Planar_ConvVAE", "VAEFlowLoss", "12 epochs run (of 40), best epoch 10",
                  "4,321 events/s", "scalers.json sha256 toy-scalers", "best.pt sha256"):
         assert text in config
+    assert "sculpting/sculpting_mjj.png" in page  # the figure, drawn from the section
+    tables = page[page.index('id="tables"'):]
+    assert f"<td>{cut_ratio(EXTRA['sculpting']):.1f}</td>" in tables
+    independent = {**metrics, "sculpting": sculpting_section(score_is_mass=False)}
+    page = render_report(plots, ReportInputs("t", Config(), metrics=independent))
+    assert "no sculpting beyond the statistical fluctuation of the sample" in page
+    no_masses = {**metrics, "sculpting": {"score": "total", "observables": {}}}
+    page = render_report(plots, ReportInputs("t", Config(), metrics=no_masses))
+    assert "Mass sculpting: not measured" in page
     del metrics["sculpting"]
     page = render_report(plots, ReportInputs("t", Config(), metrics=metrics))
-    assert "Mass sculpting" not in page
+    assert "Mass sculpting" not in page[:page.index('id="config"')]
+    assert "Mass sculpting of the background" not in page
+
+
+def cut_ratio(section: dict) -> float:
+    cut = section["observables"]["mjj"]["cuts"]["1e-01"]
+    return cut["jsd"] / cut["jsd_stat"]
+
+
+def test_uncertainties_and_the_enrichment_test_are_shown(report) -> None:
+    plots, _, page = report
+    assert " ± " not in page[:page.index('id="tables"')]  # no bootstrap: no ±
+    table = read_scores(plots.parent / "results" / "scores.h5")
+    metrics = compute_metrics(table, bootstrap_resamples=20, seed=3)
+    metrics["enrichment"] = enrichment_metrics(table, table.scores, ["vincia"],
+                                               ["a14", "pythia"])
+    page = render_report(plots, ReportInputs("t", Config(), metrics=metrics))
+    answer = page[page.index('id="answer"'):page.index('id="config"')]
+    entry = metrics["per_signal"]["total"][SMALL_SIGNALS[0]]
+    assert f"<td>{entry['auc']:.3f} ± {entry['auc_err']:.3f}</td>" in answer
+    assert (f"<td>{entry['eff_s']['1e-02']:.3f} ± {entry['eff_s_err']['1e-02']:.3f}</td>"
+            in answer)
+    assert "standard deviation over 20 bootstrap resamples" in answer
+    tables = page[page.index('id="tables"'):]
+    assert f"<td>{entry['auc']:.4f} ± {entry['auc_err']:.4f}</td>" in tables
+    held = metrics["enrichment"]["per_score"]["total"]["vincia"]["eff_b"]["1e-02"]
+    assert (f"the cut keeping ε_b = 1e-2 of a14+pythia keeps {100 * held['eff_b_holdout']:.2f}"
+            f" ± {100 * held['eff_b_holdout_err']:.2f} % of vincia, never trained on: "
+            f"{held['ratio']:.2f}× nominal") in answer
+    assert "Enrichment test: held-out background at cuts placed on a14+pythia" in tables
 
 
 def chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:

@@ -143,7 +143,8 @@ def test_checkpoints_load_with_weights_only(tmp_path, tensors):
                                 "contrastive_temperature": 0.07, "ntxent_sigma": 0.1,
                                 "emd_weight": 1.0, "l1_weight": 1e-6, "l2_weight": 1e-6},
                     "model_init": "xavier", "scalers_sha256": "toy-0",
-                    "prepared_key": read_manifest(tensors).key, "augmentations": {}}
+                    "prepared_key": read_manifest(tensors).key, "holdout_generator": "",
+                    "augmentations": {}}
 
 
 def test_resume_continues_like_an_uninterrupted_run(tmp_path, tensors):

@@ -81,20 +81,20 @@ class Config(BaseModel):
         False, description="write reconstructions back in physical units (not yet: ignored)")
     train_size: float = Field(0.8, gt=0.0, lt=1.0, description="training fraction of bkg_train")
     input_level: str = Field(
-        "jet", description="objects the model sees: event, jet, constituent, or several "
+        "event+jet", description="objects the model sees: event, jet, constituent, or several "
         "joined by '+' (event+jet)")
     input_features: Literal["all", "4momentum", "4momentum_btag", "pj_custom"] = Field(
         "all", description="feature set per object")
     seed: int = Field(42, ge=0, description="seed for splits, initialisation and shuffling")
 
     # --- model and loss ---
-    model_name: str = Field("Planar_ConvVAE", description="model class (see README for the list)")
+    model_name: str = Field("MAF_Density", description="model class (see README for the list)")
     model_init: Literal["xavier", "default"] = Field("xavier", description="weight initialisation")
     latent_space_size: int = Field(12, ge=1, le=1024, description="latent dimension")
     model_params: dict[str, Any] = Field(
         default_factory=dict, description="settings of the chosen model, e.g. {hidden = 256} "
         "(an unknown key lists the model's valid ones; README: Models)")
-    loss_function: str = Field("VAEFlowLoss", description="loss class (see README for the list)")
+    loss_function: str = Field("FlowNLLLoss", description="loss class (see README for the list)")
     reg_param: float = Field(1e-3, ge=0.0, description="beta: weight of the KL / flow term")
 
     # --- contrastive, EMD and regularisation terms, annealing (README: Losses, Annealing) ---
@@ -144,6 +144,16 @@ class Config(BaseModel):
     deterministic_algorithm: bool = Field(False, description="torch deterministic algorithms")
     activation_extraction: bool = Field(
         False, description="save layer activations when scoring (not yet: ignored)")
+
+    # --- evaluation (detect) ---
+    holdout_generator: str = Field(
+        "", pattern=r"^$|^[A-Za-z0-9][A-Za-z0-9.-]*(\+[A-Za-z0-9][A-Za-z0-9.-]*)*$",
+        description="enrichment test: background generator(s) training skips ('+' joins "
+        "several); detect measures the cut efficiency on their bkg_test events; empty = off")
+    bootstrap_resamples: int = Field(
+        100, ge=0, le=100000,
+        description="seeded bootstrap resamples for the uncertainties of AUC and eps_s in "
+        "metrics.json; 0 = off")
 
     # --- plots ---
     latent_space_plot_style: Literal["pca", "tsne", "umap", "trimap"] = Field(

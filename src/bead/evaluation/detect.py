@@ -19,7 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bead.config import Config
 from bead.errors import DataError
-from bead.evaluation.metrics import compute_metrics
+from bead.evaluation.enrichment import enrichment_metrics
+from bead.evaluation.metrics import compute_metrics, signed_observables
 from bead.evaluation.provenance import METRICS_FILE, PROVENANCE, make_provenance
 from bead.evaluation.scores import LATENT_VIEWS, SCORES_FILE, ScoreTable, write_scores
 from bead.fileio import atomic_write_json
@@ -27,9 +28,9 @@ from bead.levels import parse_levels
 from bead.losses.objective import Objective
 from bead.models.base import BeadModel
 from bead.models.batch import Batch
-from bead.prepare.manifest import SampleEntry, read_manifest
+from bead.prepare.manifest import Manifest, SampleEntry, read_manifest
 from bead.training.checkpoint import ModelSpec, load_trained_model
-from bead.training.data import load_sample
+from bead.training.data import holdout_generators, load_sample
 from bead.training.runtime import Runtime, deterministic_algorithms, make_runtime, seed_everything
 from bead.training.trainer import EVAL_BATCH, batch_slices
 
@@ -83,7 +84,8 @@ def _warn_on_config_drift(config: Config, spec: ModelSpec) -> None:
             ("model_name", config.model_name, spec.model_name),
             ("loss_function", config.loss_function, spec.loss_function),
             ("input_level", "+".join(parse_levels(config.input_level)), "+".join(spec.levels)),
-            ("latent_space_size", config.latent_space_size, spec.latent_dim)):
+            ("latent_space_size", config.latent_space_size, spec.latent_dim),
+            ("holdout_generator", config.holdout_generator, spec.holdout_generator)):
         if now != trained:
             log.warning("config %s = %r but the trained model used %r; scoring the trained "
                         "model (retrain to apply the config)", key, now, trained)
@@ -162,7 +164,9 @@ def detect(
         signal_samples=[e.stem for e in signals], latents=merged, provenance=provenance,
         observables={name: np.concatenate(parts) for name, parts in observable_parts.items()})
     write_scores(results_dir / SCORES_FILE, table)
-    metrics = compute_metrics(table, primary_score=objective.primary_score)
+    metrics = compute_metrics(table, primary_score=objective.primary_score,
+                              bootstrap_resamples=config.bootstrap_resamples, seed=config.seed)
+    metrics["enrichment"] = _enrichment(table, metrics, manifest, spec)
     metrics[PROVENANCE] = provenance
     for warning in metrics["warnings"]:
         log.warning("%s", warning)
@@ -183,3 +187,26 @@ def _observables(tensors: dict[str, torch.Tensor], names: list[str], entry: Samp
         raise DataError(f"sample '{entry.stem}': its observables do not match the manifest "
                         "(rerun prepare_inputs)")
     return {name: values[:, i].numpy() for i, name in enumerate(names)}
+
+
+def _enrichment(table: ScoreTable, metrics: dict[str, Any], manifest: Manifest,
+                spec: ModelSpec) -> dict[str, Any] | None:
+    """The enrichment test of a model trained without its ``holdout_generator`` (else None):
+    every score and observable at the cuts placed on the generators it was trained on."""
+    holdout = list(holdout_generators(spec.holdout_generator))
+    if not holdout:
+        return None
+    seen = sorted({e.generator for e in manifest.of_flag("bkg_train")} - set(holdout))
+    observables, _ = signed_observables(table)
+    section = enrichment_metrics(table, {**table.scores, **observables}, holdout, seen)
+    for name in section["missing"]:
+        log.warning("holdout_generator %s has no bkg_test events: the enrichment test cannot "
+                    "measure it", name)
+    primary = section["per_score"].get(metrics["primary_score"], {})
+    for name, entry in primary.items():
+        cut = entry["eff_b"].get("1e-02")
+        if cut is not None:
+            log.info("enrichment: held-out %s passes %.3g of its events at the 1e-02 cut on %s "
+                     "(%.2f x nominal)", name, cut["eff_b_holdout"], ", ".join(seen),
+                     cut["ratio"])
+    return section

@@ -10,6 +10,11 @@ Conventions:
   Signal efficiencies at such working points are null rather than extrapolated. The SIC
   eps_s / sqrt(eps_b) needs more: it diverges on a single background event, so it is taken only
   where at least ``SIC_MIN_BKG`` effective background events pass (the SIC plots use the same).
+
+Two further sections have their own modules: ``sculpting`` (bead.evaluation.sculpting: the
+background's mass spectra before/after a cut on the primary score) and, with
+``bootstrap_resamples`` > 0, bootstrap uncertainties ``auc_err`` / ``eff_s_err`` in every
+``per_signal`` entry (bead.evaluation.bootstrap), described by the ``bootstrap`` section.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import auc, roc_auc_score, roc_curve
 
+from bead.evaluation.bootstrap import bootstrap_errors
 from bead.evaluation.scores import ScoreTable
+from bead.evaluation.sculpting import SCULPTING_OBSERVABLES, sculpting_metrics
 from bead.stats import MIN_TEST_EVENTS, effective_count, nonnegative
 
 log = logging.getLogger(__name__)
@@ -113,13 +120,8 @@ def _signal_summaries(
 ) -> dict[str, dict[str, Any]]:
     """ROC summaries of the ``background`` events against each signal and all signals."""
     out: dict[str, dict[str, Any]] = {}
-    is_signal = table.label == 1
-    for stem in [*table.signal_samples, ALL_SIGNALS]:
-        if stem == ALL_SIGNALS:
-            signal = is_signal
-        else:
-            signal = is_signal & (table.sample_index == table.sample_names.index(stem))
-        keep = background | signal
+    for stem, keep in _signal_selections(table).items():
+        keep = keep & (background | (table.label == 1))
         out[stem] = roc_summary(table.label[keep], score[keep], table.weight[keep])
     return out
 
@@ -153,9 +155,11 @@ def signed_observables(table: ScoreTable) -> tuple[dict[str, np.ndarray], dict[s
     return scores, directions
 
 
-def compute_metrics(table: ScoreTable, primary_score: str = "total") -> dict[str, Any]:
+def compute_metrics(table: ScoreTable, primary_score: str = "total", *,
+                    bootstrap_resamples: int = 0, seed: int = 0) -> dict[str, Any]:
     """Every metric of formats §5 for every score of ``table`` and every single observable;
-    ``primary_score`` names the score a user should cut on."""
+    ``primary_score`` names the score a user should cut on (and the one checked for mass
+    sculpting). ``bootstrap_resamples`` > 0 adds seeded bootstrap uncertainties."""
     if np.any(table.weight < 0):
         log.warning("%d events have negative weights; they count as zero in the metrics",
                     int(np.sum(table.weight < 0)))
@@ -170,7 +174,8 @@ def compute_metrics(table: ScoreTable, primary_score: str = "total") -> dict[str
                                "observable_directions": directions, "signals": list(signals),
                                "generators": generators, "per_signal": {},
                                "per_generator": {}, "generator_separation": {}}
-    for name, score in {**table.scores, **observables}.items():
+    every_score = {**table.scores, **observables}
+    for name, score in every_score.items():
         if not np.all(np.isfinite(score)):
             log.warning("score '%s' has %d non-finite values: its metrics are null", name,
                         int(np.sum(~np.isfinite(score))))
@@ -182,8 +187,58 @@ def compute_metrics(table: ScoreTable, primary_score: str = "total") -> dict[str
             f"{a}_vs_{b}": separation_auc(score[gen_masks[a]], table.weight[gen_masks[a]],
                                           score[gen_masks[b]], table.weight[gen_masks[b]])
             for a, b in itertools.combinations(generators, 2)}
+    metrics["bootstrap"] = {"resamples": bootstrap_resamples, "seed": seed,
+                            "method": "stratified weighted resampling; error = standard "
+                                      "deviation over the resamples"}
+    if bootstrap_resamples > 0 and signals:
+        _add_bootstrap(table, every_score, metrics["per_signal"], bootstrap_resamples, seed)
+    metrics["sculpting"] = _sculpting(table, primary_score, seed)
     metrics["warnings"] = _low_statistics(table, metrics)
     return metrics
+
+
+def _signal_selections(table: ScoreTable) -> dict[str, np.ndarray]:
+    """The events of each signal sample and of all signals together, with all backgrounds."""
+    is_signal, is_bkg = table.label == 1, table.label == 0
+    out = {stem: is_bkg | (is_signal & (table.sample_index == table.sample_names.index(stem)))
+           for stem in table.signal_samples}
+    out[ALL_SIGNALS] = is_bkg | is_signal
+    return out
+
+
+def _add_bootstrap(table: ScoreTable, scores: dict[str, np.ndarray],
+                   per_signal: dict[str, dict[str, Any]], resamples: int, seed: int) -> None:
+    """``auc_err`` and ``eff_s_err`` into every per_signal entry whose metric is defined
+    (computed once for a selection that equals an earlier one: one signal is all signals)."""
+    done: list[tuple[np.ndarray, dict[str, Any]]] = []
+    for stem, keep in _signal_selections(table).items():
+        usable = {name: score[keep] for name, score in scores.items()
+                  if per_signal[name][stem]["auc"] is not None}
+        errors = next((e for k, e in done if np.array_equal(k, keep)), None)
+        if errors is None:
+            errors = bootstrap_errors(table.label[keep], usable, table.weight[keep],
+                                      BKG_EFFICIENCIES, resamples, seed)
+            done.append((keep, errors))
+        for name, err in errors.items():
+            entry = per_signal[name][stem]
+            entry["auc_err"] = err["auc_err"]
+            entry["eff_s_err"] = {k: v if entry["eff_s"][k] is not None else None
+                                  for k, v in err["eff_s_err"].items()}
+
+
+def _sculpting(table: ScoreTable, score: str, seed: int) -> dict[str, Any]:
+    """Mass sculpting of the background by a cut on ``score`` (empty without the masses)."""
+    section: dict[str, Any] = {"score": score, "observables": {}}
+    masses = {m: table.observables[m] for m in SCULPTING_OBSERVABLES if m in table.observables}
+    is_bkg = table.label == 0
+    if score not in table.scores or not masses or not is_bkg.any():
+        log.warning("no mass-sculpting check: needs the score '%s' and the observables %s of "
+                    "background events", score, ", ".join(SCULPTING_OBSERVABLES))
+        return section
+    section.update(sculpting_metrics(table.scores[score][is_bkg],
+                                     {m: v[is_bkg] for m, v in masses.items()},
+                                     table.weight[is_bkg], seed))
+    return section
 
 
 def _low_statistics(table: ScoreTable, metrics: dict[str, Any]) -> list[str]:

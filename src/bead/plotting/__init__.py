@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 WHICH = ("all", "train_metrics", "test_metrics")
 LOSS_FOLDER = "loss"
-EVALUATION_FOLDERS = ("roc", "sic", "scores", "latent_space")
+EVALUATION_FOLDERS = ("roc", "sic", "scores", "latent_space", "sculpting")
 FIGURE_SUFFIXES = (".pdf", ".png")
 
 

@@ -2,8 +2,10 @@
 
 Order (issue 11): the answer (the primary score's AUC and eps_s at eps_b = 1e-2 / 1e-3 per
 signal beside the best single observable's, a verdict on generator independence and, when
-metrics.json has one, on mass sculpting, and the ROC figure comparing the scores); then the
-configuration; then the figures by family; the full tables last, collapsed. Every image is
+metrics.json has one, on mass sculpting and the enrichment test, and the ROC figure comparing
+the scores); then the configuration; then the figures by family and the last diagnostics run;
+the full tables last, collapsed. Numbers carry their bootstrap uncertainty (±) when detect
+computed one. Every image is
 embedded as a base64 PNG and the page loads no file, font or script, so it can be mailed or
 archived alone.
 """
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bead.config import Config
+from bead.diagnostics_summary import DIAGNOSTICS_DIR, read_summary
 from bead.evaluation.metrics import ALL_SIGNALS
 from bead.evaluation.scores import ScoreTable
 from bead.fileio import atomic_write_text
@@ -29,12 +32,17 @@ TABLE_POINTS = ("1e-01", "1e-02", "1e-03", "1e-04")
 HEADLINE_FIGURE = "roc/roc_all_scores.png"
 SECTIONS = {"loss": "Training", "roc": "ROC curves", "sic": "Significance improvement",
             "scores": "Score distributions", "latent_space": "Latent space",
-            "overlay_roc": "Across projects"}
+            "sculpting": "Mass sculpting", "overlay_roc": "Across projects"}
 # |AUC - 0.5| between two background generators below which a score "does not tell them apart"
 INDEPENDENT, SLIGHT = 0.05, 0.10
+# JSD of a cut over its statistical reference (random selections of the same efficiency) up to
+# which the cut "does not sculpt", and up to which it sculpts "mildly"
+UNSCULPTED, MILDLY_SCULPTED = 2.0, 5.0
 KNOWN_SECTIONS = {"scores", "signals", "generators", "per_signal", "per_generator",
                   "generator_separation", "provenance", "primary_score", "observables",
-                  "warnings"}
+                  "warnings", "bootstrap", "sculpting", "enrichment"}
+OPERATOR_COLUMNS = {"self_cpu_ms": "self CPU [ms]", "self_device_ms": "self GPU [ms]",
+                    "self_cpu_memory_mb": "self CPU memory [MB]"}
 NA_TITLE = "not resolvable: too few background events for this working point"
 
 _CSS = """
@@ -83,11 +91,13 @@ class _Cells:
     def __init__(self) -> None:
         self.null_shown = False
 
-    def num(self, value: Any, fmt: str = ".3f") -> str:
+    def num(self, value: Any, fmt: str = ".3f", err: Any = None) -> str:
+        """A number, with ``± err`` (its bootstrap uncertainty) when one is given."""
         if value is None:
             self.null_shown = True
             return f'<td class="na" title="{NA_TITLE}">—</td>'
-        return f"<td>{format(float(value), fmt)}</td>"
+        error = f" ± {format(float(err), fmt)}" if err is not None else ""
+        return f"<td>{format(float(value), fmt)}{error}</td>"
 
     def footnote(self) -> str:
         if not self.null_shown:
@@ -129,8 +139,26 @@ def _signal_name(key: str) -> str:
     return "all signals" if key == ALL_SIGNALS else key
 
 
-def _eff(entry: dict[str, Any], point: str) -> Any:
-    return (entry.get("eff_s") or {}).get(point)
+def _eff(entry: dict[str, Any], point: str, key: str = "eff_s") -> Any:
+    return (entry.get(key) or {}).get(point)
+
+
+def _auc_eff_cells(entry: dict[str, Any], points: tuple[str, ...], cells: _Cells,
+                   fmt: str = ".3f") -> str:
+    """AUC and eps_s at ``points``, each with its bootstrap uncertainty where there is one."""
+    return (cells.num(entry.get("auc"), fmt, entry.get("auc_err"))
+            + "".join(cells.num(_eff(entry, p), fmt, _eff(entry, p, "eff_s_err"))
+                      for p in points))
+
+
+def bootstrap_note(metrics: dict[str, Any]) -> str:
+    """What ± means on this page (empty when detect computed no uncertainty)."""
+    section = metrics.get("bootstrap") or {}
+    if not section.get("resamples"):
+        return ""
+    return (f'<p class="note">± : standard deviation over {int(section["resamples"])} '
+            f"bootstrap resamples of the test events (seed {section.get('seed', 0)}, event "
+            "weights kept).</p>")
 
 
 def best_observable(metrics: dict[str, Any], signal: str) -> str | None:
@@ -160,16 +188,74 @@ def independence_verdict(metrics: dict[str, Any], score: str) -> str:
             f"{pair.replace('_vs_', ' vs ')}, AUC {auc:.3f}) — {verdict}.")
 
 
-def sculpting_verdict(metrics: dict[str, Any]) -> str | None:
-    """One line on mass sculpting, only when metrics.json has a ``sculpting`` section."""
-    sculpting = metrics.get("sculpting")
-    if not sculpting:
+def _jsd_ratio(cut: dict[str, Any]) -> float | None:
+    """A cut's JSD over the JSD of random selections of the same efficiency (1 = no effect)."""
+    if cut.get("jsd") is None:
         return None
-    if isinstance(sculpting, dict):
-        for key in ("verdict", "summary"):
-            if isinstance(sculpting.get(key), str):
-                return f"Mass sculpting: {sculpting[key]}"
-    return "Mass sculpting: measured, see the table “sculpting” below."
+    return float(cut["jsd"]) / max(float(cut.get("jsd_stat") or 0.0), 1e-12)
+
+
+def _sculpting_cuts(metrics: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(mass, working point, cut entry) of every cut metrics.json's sculpting section measured
+    on enough passing events."""
+    masses = ((metrics.get("sculpting") or {}).get("observables") or {})
+    return [(mass, point, cut) for mass, entry in masses.items()
+            for point, cut in (entry.get("cuts") or {}).items()
+            if cut.get("jsd") is not None and not cut.get("low_stats")]
+
+
+def sculpting_verdict(metrics: dict[str, Any]) -> str | None:
+    """One line on mass sculpting from metrics.json's ``sculpting`` section (None without one):
+    the largest JSD before/after a cut, against the JSD that random selections of the same
+    efficiency give (``jsd_stat``), and the largest distance correlation."""
+    section = metrics.get("sculpting")
+    if not isinstance(section, dict):
+        return None
+    masses = section.get("observables") or {}
+    if not masses:
+        return ("Mass sculpting: not measured (it needs the background's j1_mass, mjj and mt "
+                "in the scores file).")
+    score = section.get("score", "?")
+    dcors = [e["distance_correlation"] for e in masses.values()
+             if e.get("distance_correlation") is not None]
+    dcor = f"; distance correlation up to {max(dcors):.3f}" if dcors else ""
+    cuts = _sculpting_cuts(metrics)
+    if not cuts:
+        return (f"Mass sculpting ({score}): too few background events pass the cuts to "
+                f"measure it{dcor}.")
+    mass, point, cut = max(cuts, key=lambda c: _jsd_ratio(c[2]) or 0.0)
+    ratio = _jsd_ratio(cut) or 0.0
+    if ratio <= UNSCULPTED:
+        verdict = "no sculpting beyond the statistical fluctuation of the sample"
+    elif ratio <= MILDLY_SCULPTED:
+        verdict = "mild sculpting: look at the sculpting figures"
+    else:
+        verdict = "the cut sculpts the mass spectra: a bump hunt on them would see the cut"
+    return (f"Mass sculpting (cut on {score}): largest JSD {cut['jsd']:.4f} bits ({mass} at "
+            f"ε_b = {point}), {ratio:.1f}× that of random selections ({cut['jsd_stat']:.4f})"
+            f"{dcor} — {verdict}.")
+
+
+def enrichment_verdict(metrics: dict[str, Any], score: str) -> list[str]:
+    """One line per held-out generator of the enrichment test (none when it did not run)."""
+    section = metrics.get("enrichment")
+    if not isinstance(section, dict):
+        return []
+    seen = "+".join(section.get("seen_generators") or [])
+    lines = []
+    for held, entry in ((section.get("per_score") or {}).get(score) or {}).items():
+        cut = (entry.get("eff_b") or {}).get(HEADLINE_POINTS[0])
+        if cut is None:
+            lines.append(f"Enrichment test ({score}): {held} held out of training; too few "
+                         f"{seen} events to place the ε_b = 1e-2 cut.")
+            continue
+        low = " (low statistics)" if cut.get("low_stats") else ""
+        lines.append(f"Enrichment test ({score}): the cut keeping ε_b = 1e-2 of {seen} keeps "
+                     f"{100 * cut['eff_b_holdout']:.2f} ± {100 * cut['eff_b_holdout_err']:.2f} % "
+                     f"of {held}, never trained on: {cut['ratio']:.2f}× nominal{low}.")
+    for held in section.get("missing") or []:
+        lines.append(f"Enrichment test: {held} was held out but has no bkg_test events.")
+    return lines
 
 
 def _headline_table(metrics: dict[str, Any], primary: str, cells: _Cells) -> str:
@@ -181,13 +267,13 @@ def _headline_table(metrics: dict[str, Any], primary: str, cells: _Cells) -> str
     rows = []
     for signal in _signals(metrics):
         entry = summary_entry(metrics, primary, signal)
-        row = (_name(_signal_name(signal), _low_stats(entry)) + cells.num(entry.get("auc"))
-               + "".join(cells.num(_eff(entry, p)) for p in HEADLINE_POINTS))
+        row = (_name(_signal_name(signal), _low_stats(entry))
+               + _auc_eff_cells(entry, HEADLINE_POINTS, cells))
         if any_observable:
             best = best_observable(metrics, signal)
             obs = summary_entry(metrics, best, signal) if best else {}
-            row += (_name(best or "—", _low_stats(obs)) + cells.num(obs.get("auc"))
-                    + "".join(cells.num(_eff(obs, p)) for p in HEADLINE_POINTS))
+            row += (_name(best or "—", _low_stats(obs))
+                    + _auc_eff_cells(obs, HEADLINE_POINTS, cells))
         rows.append(row)
     return _table(header, rows)
 
@@ -213,14 +299,14 @@ def _answer(inputs: ReportInputs, plots_dir: Path) -> str:
         auc_text = "—" if auc is None else f"{auc:.3f}"
         parts.append(f'<p class="lead">Primary score <b>{html.escape(primary)}</b>: AUC '
                      f'<span id="headline-auc">{auc_text}</span> ({where}).</p>')
-        parts += [_headline_table(metrics, primary, cells), cells.footnote()]
+        parts += [_headline_table(metrics, primary, cells), cells.footnote(),
+                  bootstrap_note(metrics)]
     else:
         parts.append('<p class="lead" id="headline-auc">No signal sample: only the generator '
                      "separation was measured.</p>")
     parts.append(f'<p class="verdict">{html.escape(independence_verdict(metrics, primary))}</p>')
-    sculpting = sculpting_verdict(metrics)
-    if sculpting:
-        parts.append(f'<p class="verdict">{html.escape(sculpting)}</p>')
+    verdicts = [sculpting_verdict(metrics), *enrichment_verdict(metrics, primary)]
+    parts += [f'<p class="verdict">{html.escape(v)}</p>' for v in verdicts if v]
     warnings = [str(w) for w in metrics.get("warnings") or []]
     if warnings:
         parts.append('<ul class="warnings">'
@@ -293,8 +379,7 @@ def _summary_rows(metrics: dict[str, Any], cells: _Cells) -> list[str]:
             if entry is None:
                 continue
             rows.append(_name(score) + _name(_signal_name(signal), _low_stats(entry))
-                        + cells.num(entry.get("auc"), ".4f")
-                        + "".join(cells.num(_eff(entry, p), ".4f") for p in TABLE_POINTS)
+                        + _auc_eff_cells(entry, TABLE_POINTS, cells, ".4f")
                         + cells.num(entry.get("max_sic"), ".2f"))
     return rows
 
@@ -305,6 +390,34 @@ def _generator_rows(metrics: dict[str, Any], cells: _Cells) -> list[str]:
         for generator, entries in (per_gen or {}).items():
             rows.append(_name(score) + _name(generator) + "".join(
                 cells.num((entries.get(s) or {}).get("auc"), ".4f") for s in _signals(metrics)))
+    return rows
+
+
+def _sculpting_rows(metrics: dict[str, Any], cells: _Cells) -> list[str]:
+    masses = ((metrics.get("sculpting") or {}).get("observables") or {})
+    rows = []
+    for mass, entry in masses.items():
+        for point, cut in (entry.get("cuts") or {}).items():
+            rows.append(_name(mass) + _name(point, _low_stats(cut))
+                        + cells.num(cut.get("eff_b"), ".4f")
+                        + cells.num(cut.get("n_pass_eff"), ".0f")
+                        + cells.num(cut.get("jsd"), ".4f") + cells.num(cut.get("jsd_stat"), ".4f")
+                        + cells.num(_jsd_ratio(cut), ".1f")
+                        + cells.num(entry.get("distance_correlation"), ".3f"))
+    return rows
+
+
+def _enrichment_rows(metrics: dict[str, Any], cells: _Cells) -> list[str]:
+    section = metrics.get("enrichment") or {}
+    rows = []
+    for score, per_held in (section.get("per_score") or {}).items():
+        for held, entry in (per_held or {}).items():
+            row = _name(score) + _name(held) + cells.num(entry.get("auc_vs_seen"), ".4f")
+            for point in HEADLINE_POINTS:
+                cut = (entry.get("eff_b") or {}).get(point) or {}
+                row += (cells.num(cut.get("eff_b_holdout"), ".4f", cut.get("eff_b_holdout_err"))
+                        + cells.num(cut.get("ratio"), ".2f"))
+            rows.append(row)
     return rows
 
 
@@ -336,6 +449,19 @@ def _tables(metrics: dict[str, Any]) -> str:
                  for score, pairs in (metrics.get("generator_separation") or {}).items()
                  for pair, auc in (pairs or {}).items()])),
     ]
+    if (metrics.get("sculpting") or {}).get("observables"):
+        score = str(metrics["sculpting"].get("score", ""))
+        blocks.append((f"Mass sculpting of the background by a cut on {score}", _table(
+            ["mass", "cut at ε<sub>b</sub>", "ε<sub>b</sub> kept", "events passing (eff.)",
+             "JSD [bits]", "JSD of random selections", "ratio", "distance correlation"],
+            _sculpting_rows(metrics, cells))))
+    if isinstance(metrics.get("enrichment"), dict):
+        seen = "+".join(metrics["enrichment"].get("seen_generators") or [])
+        blocks.append((f"Enrichment test: held-out background at cuts placed on {seen}", _table(
+            ["score", "held out", "AUC vs seen",
+             *(h for p in HEADLINE_POINTS
+               for h in (f"ε<sub>b</sub> held out at {p}", "ratio to nominal"))],
+            _enrichment_rows(metrics, cells))))
     for key in [k for k in metrics if k not in KNOWN_SECTIONS]:
         rows = [_name(p) + f"<td>{html.escape(v)}</td>" for p, v in _flat_rows(metrics[key])]
         blocks.append((key, _table(["entry", "value"], rows)))
@@ -352,6 +478,44 @@ def _tables(metrics: dict[str, Any]) -> str:
     return f'<section id="tables"><h2>Full tables</h2>{"".join(out)}</section>'
 
 
+def _diagnostics(plots_dir: Path) -> str:
+    """The last ``-m diagnostics`` run of the project (output/diagnostics), when there is one."""
+    out_dir = plots_dir.parent / DIAGNOSTICS_DIR
+    summary = read_summary(out_dir)
+    if summary is None:
+        return ""
+    cells = _Cells()
+    speed, memory = summary.get("throughput") or {}, summary.get("peak_memory") or {}
+    gpu_mb = memory.get("gpu_allocated_mb")
+    facts = [("device", f"{summary.get('device')}, torch {summary.get('torch')}, "
+                        f"{summary.get('cpu_threads')} CPU threads"),
+             ("model", f"{summary.get('model_name')} with {summary.get('loss_function')}, "
+                       f"{summary.get('parameters', 0):,} parameters, batch "
+                       f"{summary.get('batch_size')}"),
+             ("throughput", f"training {speed.get('train_events_per_second') or 0:,.0f} events/s,"
+                            f" scoring {speed.get('score_events_per_second') or 0:,.0f} events/s"),
+             ("peak memory", f"{memory.get('rss_mb') or 0:,.0f} MB resident"
+                             + (f", {gpu_mb:,.0f} MB GPU" if gpu_mb is not None else ""))]
+    phases = [_name(p) + cells.num(v.get("per_batch_ms"), ".2f")
+              + cells.num(100 * v["fraction"] if v.get("fraction") is not None else None, ".1f")
+              for p, v in (summary.get("phases") or {}).items()]
+    operators = [_name(str(op.get("name", ""))) + cells.num(op.get("calls"), ".0f")
+                 + "".join(cells.num(op.get(k), ".2f") for k in OPERATOR_COLUMNS)
+                 for op in summary.get("top_operators") or []]
+    images = "".join(f"<figure>{_img(out_dir / name, name)}<figcaption>"
+                     f"{html.escape(DIAGNOSTICS_DIR + '/' + name)}</figcaption></figure>"
+                     for name in (summary.get("files") or {}).get("plots") or []
+                     if name.endswith(".png") and (out_dir / name).is_file())
+    return ('<section id="diagnostics"><h2>Diagnostics (last <code>-m diagnostics</code> run)'
+            f"</h2>{_table(['', 'value'], [_name(k) + _name(v) for k, v in facts])}"
+            f"{_table(['phase', 'ms per batch', '% of the timed steps'], phases)}"
+            f'<div class="grid">{images}</div>'
+            f"<details><summary>top operators by self time (trace.json opens in Perfetto)"
+            f"</summary>{_table(['operator', 'calls', *OPERATOR_COLUMNS.values()], operators)}"
+            "</details>"
+            "</section>")
+
+
 def render_report(plots_dir: Path, inputs: ReportInputs) -> str:
     """The page as a string (see the module docstring for its order)."""
     project = plots_dir.parent.parent.name if plots_dir.parent.name == "output" else ""
@@ -364,7 +528,7 @@ def render_report(plots_dir: Path, inputs: ReportInputs) -> str:
             _answer(inputs, plots_dir),
             '<section id="config"><h2>Configuration</h2>'
             f"{_table(['', 'value'], config)}</section>",
-            _figures(plots_dir)]
+            _figures(plots_dir), _diagnostics(plots_dir)]
     if inputs.metrics is not None:
         body.append(_tables(inputs.metrics))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -30,6 +30,7 @@ from bead.plotting.roc import (
     plot_sic,
 )
 from bead.plotting.scores import plot_score_distribution
+from bead.plotting.sculpting import plot_sculpting, sculpting_masses
 from bead.training.history import History
 
 Task = tuple[str, str]  # (figure kind, its argument: a score, a component or a latent view)
@@ -64,6 +65,7 @@ def plan(inputs: PlotInputs) -> list[Task]:
         for kind in ("roc", "roc_generator", "sic"):
             tasks += [(kind, s) for s in models if s in inputs.curves]
         tasks += [("scores", s) for s in models]
+        tasks += [("sculpting", m) for m in sculpting_masses(inputs.metrics)]
     if inputs.history is not None:
         history = inputs.history
         tasks += [("loss", c) for c in dict.fromkeys([*history.train, *history.val])]
@@ -91,6 +93,7 @@ def draw(inputs: PlotInputs, task: Task) -> list[Path]:
                                       inputs.config.latent_space_plot_style,
                                       root / "latent_space"),
         "uncertainty": lambda: plot_uncertainty(table, root / "latent_space"),
+        "sculpting": lambda: plot_sculpting(table, metrics, arg, root / "sculpting"),
     }
     return figures[kind]()
 

@@ -52,6 +52,7 @@ class ModelSpec:
     model_init: str
     scalers_sha256: str  # the preparation (manifest.json) the model was trained on
     prepared_key: str = ""  # the folder of that preparation under data/h5/tensors/processed
+    holdout_generator: str = ""  # generators training skipped (the enrichment test)
     # NT-Xent views: augmentation -> probability (empty for losses without views)
     augmentations: dict[str, float] = field(default_factory=dict)
 
@@ -66,7 +67,7 @@ class ModelSpec:
                    loss_function=config.loss_function,
                    weights={k: float(getattr(config, k)) for k in WEIGHT_KEYS},
                    model_init=config.model_init, scalers_sha256=scalers_sha256,
-                   prepared_key=prepared_key,
+                   prepared_key=prepared_key, holdout_generator=config.holdout_generator,
                    augmentations=(augmentation_probabilities(config.augmentations)
                                   if loss_entry(config.loss_function).uses_views else {}))
 

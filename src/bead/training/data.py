@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor
 
-from bead.errors import DataError
+from bead.errors import DataError, UsageError
 from bead.levels import LevelLayout
 from bead.models.batch import Batch, Level
 from bead.prepare.manifest import Manifest, SampleEntry
@@ -99,15 +99,45 @@ def _training_weights(data: Batch, weighted: bool, source: Path) -> Batch:
     return data
 
 
+def holdout_generators(text: str) -> tuple[str, ...]:
+    """The generators named by ``holdout_generator`` ("a" or "a+b"; empty: none)."""
+    return tuple(g for g in text.split("+") if g)
+
+
+def _held_out(entries: list[SampleEntry], holdout: tuple[str, ...],
+              path: Path) -> list[SampleEntry]:
+    """The bkg_train samples left once the ``holdout`` generators are skipped (the enrichment
+    test). The scalers stay as prepared: fitted on every bkg_train sample, the held-out ones
+    included, so only their feature scaling, never the model, has seen them."""
+    present = sorted({e.generator for e in entries})
+    unknown = [g for g in holdout if g not in present]
+    if unknown:
+        raise UsageError(f"holdout_generator = '{'+'.join(holdout)}': {unknown[0]!r} is not "
+                         f"among the prepared bkg_train generators ({', '.join(present)}) of "
+                         f"{path}")
+    kept = [e for e in entries if e.generator not in holdout]
+    if not kept:
+        raise UsageError(f"holdout_generator = '{'+'.join(holdout)}' holds out every bkg_train "
+                         f"generator ({', '.join(present)}): nothing is left to train on")
+    if holdout:
+        skipped = sum(e.n_events for e in entries if e.generator in holdout)
+        log.info("holding out %s: %d bkg_train events not trained on (the scalers were fitted "
+                 "on them too)", ", ".join(holdout), skipped)
+    return kept
+
+
 def load_training_split(
-    manifest: Manifest, levels: tuple[str, ...], device: torch.device, weighted: bool = False
+    manifest: Manifest, levels: tuple[str, ...], device: torch.device, weighted: bool = False,
+    holdout: tuple[str, ...] = (),
 ) -> tuple[Batch, Batch]:
-    """All ``bkg_train`` samples of ``manifest``, concatenated and split by ``is_val``, on
-    ``device``; unit weights unless ``weighted``; each event labelled with its generator."""
+    """All ``bkg_train`` samples of ``manifest`` except those of the ``holdout`` generators,
+    concatenated and split by ``is_val``, on ``device``; unit weights unless ``weighted``;
+    each event labelled with its generator."""
     tensors_dir = manifest.path.parent
     entries = manifest.of_flag("bkg_train")
     if not entries:
         raise DataError(f"{manifest.path}: no bkg_train sample to train on")
+    entries = _held_out(entries, holdout, manifest.path)
     parts, flags = [], []
     for entry in entries:
         label = manifest.generators.index(entry.generator) \

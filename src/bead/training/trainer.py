@@ -40,7 +40,7 @@ from bead.training.checkpoint import (
     save_torch,
     write_model_spec,
 )
-from bead.training.data import load_training_split, sample_layout
+from bead.training.data import holdout_generators, load_training_split, sample_layout
 from bead.training.history import History
 from bead.training.optim import build_optimizer, build_scheduler, current_lr
 from bead.training.runtime import Runtime, deterministic_algorithms, make_runtime, seed_everything
@@ -362,7 +362,8 @@ def train(
         check_preparation(manifest, config)
         levels = parse_levels(config.input_level)
         train_data, val_data = load_training_split(manifest, levels, runtime.device,
-                                                   config.weighted_training)
+                                                   config.weighted_training,
+                                                   holdout_generators(config.holdout_generator))
         layout = sample_layout(manifest, train_data)
         log.info("training %s with %s on %d events (%d validation) on %s", config.model_name,
                  config.loss_function, len(train_data), len(val_data), runtime.device)
