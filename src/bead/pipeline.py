@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODES = ("new_project", "generate", "convert_csv", "convert_root", "prepare_inputs", "train",
-         "detect", "plot", "diagnostics", "chain", "demo")
+         "detect", "plot", "export", "diagnostics", "chain", "demo")
 CHAIN_TOKENS = {
     "newproject": "new_project",
     "generate": "generate",
@@ -42,6 +42,7 @@ CHAIN_TOKENS = {
     "train": "train",
     "detect": "detect",
     "plot": "plot",
+    "export": "export",
     "diagnostics": "diagnostics",
 }
 MODE_OPTIONS = {
@@ -201,17 +202,21 @@ def mode_train(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None
           resume=_mode_option("train", opts) == "resume")
 
 
+def _trained_inputs(paths: ProjectPaths, config: Config) -> Path:
+    """The inputs of the preparation the model was trained on, even if the config changed
+    since (detect then warns and scores the trained model)."""
+    from bead.training.checkpoint import read_model_spec
+
+    key = read_model_spec(paths.models_dir).prepared_key
+    return paths.tensors_dir / key if key else prepared_dir(paths.tensors_dir, config)
+
+
 def mode_detect(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
     config = _config(paths, "detect", opts)
     from bead.evaluation.detect import detect
-    from bead.training.checkpoint import read_model_spec
 
-    # The inputs of the preparation the model was trained on, even if the config changed since
-    # (detect then warns and scores the trained model).
-    key = read_model_spec(paths.models_dir).prepared_key
-    tensors = paths.tensors_dir / key if key else prepared_dir(paths.tensors_dir, config)
-    result.metrics = detect(config, tensors, paths.models_dir, paths.results_dir,
-                            progress=opts.progress)
+    result.metrics = detect(config, _trained_inputs(paths, config), paths.models_dir,
+                            paths.results_dir, progress=opts.progress)
 
 
 def _overlay_sources(paths: ProjectPaths, config: Config) -> list[OverlaySource]:
@@ -253,6 +258,15 @@ def mode_plot(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
     log.info("plots written under %s", paths.plots_dir)
 
 
+def mode_export(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
+    config = _config(paths, "export", opts)
+    from bead.export import EXPORT_DIR, export_model
+
+    out_dir = paths.output_dir / EXPORT_DIR
+    remove_stale_temporaries(out_dir)
+    export_model(paths.models_dir, _trained_inputs(paths, config), out_dir)
+
+
 def mode_diagnostics(paths: ProjectPaths, opts: RunOptions, result: RunResult) -> None:
     config = _config(paths, "diagnostics", opts)
     from bead.diagnostics import DIAGNOSTICS_DIR, run_diagnostics
@@ -272,6 +286,7 @@ MODE_FUNCTIONS: dict[str, Callable[[ProjectPaths, RunOptions, RunResult], None]]
     "train": mode_train,
     "detect": mode_detect,
     "plot": mode_plot,
+    "export": mode_export,
     "diagnostics": mode_diagnostics,
 }
 
@@ -289,11 +304,18 @@ def _needs_latent_style(config: Config | None) -> None:
         check_style_available(config.latent_space_plot_style)
 
 
+def _needs_export_extra(config: Config | None) -> None:
+    from bead.export import import_extras
+
+    import_extras()
+
+
 # What each mode needs before a chain starts: a chain that names a mode which cannot run is
 # refused before its first step, as an unknown token is.
 PREFLIGHT: dict[str, Callable[[Config | None], None]] = {
     "generate": _needs_generate_extra,
     "plot": _needs_latent_style,
+    "export": _needs_export_extra,
 }
 
 

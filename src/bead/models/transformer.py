@@ -61,7 +61,8 @@ class SlotEncoder(nn.Module):
         weights = mask.to(tokens.dtype).unsqueeze(-1)
         n_real = weights.sum(1)
         mean = (tokens * weights).sum(1) / n_real.clamp(min=1.0)
-        query = self.query.to(tokens.dtype).expand(len(tokens), -1, -1)
+        # shape[0], not len(): an ONNX export keeps the batch size free
+        query = self.query.to(tokens.dtype).expand(tokens.shape[0], -1, -1)
         pooled, _ = self.attention(query, tokens, tokens, key_padding_mask=ignore,
                                    need_weights=False)
         return torch.cat([mean, pooled[:, 0], n_real / self.n_slots], dim=1)
