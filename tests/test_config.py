@@ -131,6 +131,7 @@ def set_config(c):
     c.workspace_name               = "dqm"
     c.project_name                 = "test"
     c.num_jets                     = 3
+    c.input_level                  = "constituent"
     c.model_name                   = "Planar_ConvVAE"
     c.loss_function                = "VAELoss"
     c.subsample_plot               = False
@@ -349,6 +350,7 @@ def test_incompatible_model_and_loss_named_at_load(tmp_path: Path) -> None:
 # other kinds of entry its annealing module documents.
 ANNEALING_TEMPLATE = '''
 def set_config(c):
+    c.input_level                  = "constituent"
     c.model_name                   = "Planar_ConvVAE"
     c.loss_function                = "NTXentVAEFlowLoss"
     c.epochs                       = 30

@@ -8,6 +8,8 @@ import torch
 from torch.autograd.functional import jacobian
 from toy_models import build, toy_batch
 
+from bead.errors import UsageError
+from bead.models.catalog import MODELS
 from bead.models.flows import FLOW_KINDS, build_flow
 from bead.models.flows.planar import planar_step
 
@@ -22,12 +24,21 @@ def test_every_flow_logdet_matches_autograd(kind: str) -> None:
     h = torch.randn(5, H, dtype=torch.float64)
     zk, ldj = flow(z0, h)
     assert zk.shape == (5, D) and ldj.shape == (5,)
+    # not the identity, whose log-det 0 would match trivially
+    assert not torch.allclose(zk, z0) and ldj.abs().max() > 1e-3
     for i in range(5):
         def one(z: torch.Tensor, i: int = i) -> torch.Tensor:
             return flow(z[None], h[i : i + 1])[0][0]
 
         jac = jacobian(one, z0[i])
         torch.testing.assert_close(ldj[i], torch.linalg.slogdet(jac).logabsdet)
+
+
+def test_every_flow_kind_is_a_model_and_an_unknown_kind_suggests_the_closest() -> None:
+    assert {e.flow for e in MODELS.values() if e.flow is not None} == set(FLOW_KINDS)
+    with pytest.raises(UsageError, match=r"latent flow kind = 'nsf-ar' is unknown \(did you "
+                                         r"mean 'nsf_ar'\?\); valid: planar, "):
+        build_flow("nsf-ar", D, H, {})
 
 
 def test_planar_logdet_matches_autograd_jacobian() -> None:

@@ -17,7 +17,7 @@ from bead.errors import UsageError
 from bead.training.schedule import Schedule, trigger_signals
 from bead.training.trainer import train
 
-VAE = {"model_name": "ConvVAE", "loss_function": "VAELoss"}
+VAE = {"model_name": "ConvVAE", "loss_function": "VAELoss", "input_level": "constituent"}
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +151,7 @@ def test_annealed_settings_keep_their_own_bounds() -> None:
     with pytest.raises(UsageError, match=r"contrastive_temperature.schedule.3 = 0.0: out of "
                                          r"range for contrastive_temperature"):
         make_config({"model_name": "ConvVAE", "loss_function": "NTXentVAELoss",
+                     "input_level": "constituent",
                      "annealing_params": {"contrastive_temperature": {
                          "strategy": "scheduled", "schedule": {"3": 0.0}}}})
 
@@ -218,7 +219,8 @@ def test_the_readme_example_is_a_valid_schedule(tmp_path: Path) -> None:
     readme = Path(__file__).resolve().parents[2] / "README.md"
     line = next(x for x in readme.read_text().splitlines() if x.startswith("annealing_params = "))
     path = tmp_path / "p_config.toml"
-    path.write_text(f'loss_function = "NTXentVAEFlowLoss"\n{line}\n')
+    path.write_text('model_name = "Planar_ConvVAE"\nloss_function = "NTXentVAEFlowLoss"\n'
+                    f'input_level = "constituent"\n{line}\n')
     entries = annealing_entries(load_config(path))
     assert [(e.target, e.strategy) for e in entries] == [
         ("reg_param", "constant_pace"), ("contrastive_weight", "trigger_based"),

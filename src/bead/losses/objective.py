@@ -30,6 +30,7 @@ from bead.losses.catalog import (
 from bead.losses.sets import chamfer, sinkhorn
 from bead.losses.terms import (
     kl_standard_normal,
+    level_sum,
     log_normal_diag,
     log_standard_normal,
     masked_emd,
@@ -49,16 +50,6 @@ from bead.models.dirichlet import bridged_prior_logvar, dirichlet_kl
 Term = Callable[[Batch, ModelOutput], tuple[Tensor, dict[str, Tensor]]]
 
 
-def _level_sum(name: str, parts: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-    """The per-event sum of per-level ``parts`` as ``name``, with the parts themselves when
-    there are several."""
-    total = torch.stack(list(parts.values())).sum(0)
-    components = {name: total}
-    if len(parts) > 1:
-        components.update(parts)
-    return total, components
-
-
 def reconstruction(batch: Batch, out: ModelOutput) -> tuple[Tensor, dict[str, Tensor]]:
     """Sum over the reconstructed levels of each level's per-element masked MSE, plus each set
     level's occupancy cross-entropy when the model predicts it (``card_<level>``)."""
@@ -68,7 +59,7 @@ def reconstruction(batch: Batch, out: ModelOutput) -> tuple[Tensor, dict[str, Te
         parts[f"reco_{level}"] = masked_mse(batch[level].x, recon, batch[level].mask)
     for level, logits in (out.occupancy or {}).items():
         parts[f"card_{level}"] = occupancy_bce(logits, batch[level].mask)
-    return _level_sum("reco", parts)
+    return level_sum("reco", parts)
 
 
 def gaussian_kl(batch: Batch, out: ModelOutput) -> tuple[Tensor, dict[str, Tensor]]:
@@ -129,7 +120,7 @@ def earth_movers(batch: Batch, out: ModelOutput) -> tuple[Tensor, dict[str, Tens
     """Sum over the reconstructed levels of the per-event 1-D EMD of every feature over the
     real slots (``terms.masked_emd``)."""
     assert out.recon is not None
-    return _level_sum("emd", {f"emd_{level}": masked_emd(batch[level].x, recon, batch[level].mask)
+    return level_sum("emd", {f"emd_{level}": masked_emd(batch[level].x, recon, batch[level].mask)
                               for level, recon in out.recon.items()})
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from bead.losses.terms import _wide, masked_mse, occupancy_bce
+from bead.losses.terms import _wide, level_sum, masked_mse, occupancy_bce
 from bead.models.base import ModelOutput
 from bead.models.batch import Batch
 
@@ -110,11 +110,7 @@ def set_reconstruction(batch: Batch, out: ModelOutput, name: str,
             y = torch.where(chosen.unsqueeze(-1), _wide(recon), zero)
             parts[f"{name}_{level}"] = distance(x, mask, y, chosen)
             parts[f"multiplicity_{level}"] = multiplicity_bce(logits, mask)
-    total = torch.stack(list(parts.values())).sum(0)
-    components = {name: total}
-    if len(parts) > 1:
-        components.update(parts)
-    return total, components
+    return level_sum(name, parts)
 
 
 def chamfer(batch: Batch, out: ModelOutput) -> tuple[Tensor, dict[str, Tensor]]:

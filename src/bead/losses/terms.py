@@ -46,6 +46,16 @@ def occupancy_bce(logits: Tensor, mask: Tensor) -> Tensor:
     return per_slot.mean(1)
 
 
+def level_sum(name: str, parts: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """The per-event sum of per-level ``parts`` as ``name``, with the parts themselves when
+    there are several (a term's value and its components)."""
+    total = torch.stack(list(parts.values())).sum(0)
+    components = {name: total}
+    if len(parts) > 1:
+        components.update(parts)
+    return total, components
+
+
 def kl_standard_normal(mu: Tensor, logvar: Tensor) -> Tensor:
     """Closed-form KL(N(mu, exp(logvar)) || N(0, 1)) summed over the latent dimensions."""
     mu, logvar = _wide(mu), _wide(logvar)

@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from bead.errors import UsageError
+from bead.models.catalog import unknown_name_error
 
 FLOW_KINDS: dict[str, str] = {
     "planar": "bead.models.flows.planar:PlanarFlow",
@@ -41,7 +41,7 @@ def build_flow(kind: str, latent_dim: int, context_dim: int,
                params: dict[str, Any]) -> LatentFlow:
     """The flow ``kind`` with the settings of ``params`` that it takes (others are the body's)."""
     if kind not in FLOW_KINDS:
-        raise UsageError(f"unknown latent flow kind {kind!r}; known: {', '.join(FLOW_KINDS)}")
+        raise unknown_name_error("latent flow kind", kind, list(FLOW_KINDS))
     module, _, name = FLOW_KINDS[kind].partition(":")
     cls = getattr(importlib.import_module(module), name)
     accepted = inspect.signature(cls.__init__).parameters
