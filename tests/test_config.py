@@ -438,9 +438,10 @@ def test_legacy_item_writes_need_their_table_first(tmp_path: Path) -> None:
 
 
 def test_bad_legacy_annealing_names_its_line(tmp_path: Path) -> None:
-    path = write(tmp_path, "def set_config(c):\n    c.loss_function = 'VAELoss'\n"
+    path = write(tmp_path, "def set_config(c):\n    c.model_name = 'ConvVAE'\n"
+                           "    c.loss_function = 'VAELoss'\n"
                            "    c.annealing_params = {'reg_param': {'strategy': 'SOMETIMES'}}\n")
-    with pytest.raises(UsageError, match=r"old_config\.py:3: annealing_params.reg_param."
+    with pytest.raises(UsageError, match=r"old_config\.py:4: annealing_params.reg_param."
                                          r"strategy = 'sometimes' is unknown"):
         read_legacy_config(path)
 
@@ -458,3 +459,31 @@ def test_contrastive_and_regularisation_keys_are_checked(values: dict, fragment:
         make_config(values, source="x.toml")
     assert fragment in str(info.value) and str(info.value).startswith("x.toml")
     assert make_config({"augmentations": ["drop_soft"]}).augmentations == ["drop_soft"]
+
+
+@pytest.mark.parametrize(("body", "level"), [
+    ("    c.model_name = 'ConvVAE'\n    c.loss_function = 'VAELoss'\n", "jet"),
+    ("    c.model_name = 'ConvVAE'\n    c.loss_function = 'VAELoss'\n"
+     "    c.input_level = 'constituent'\n", "constituent"),
+    ("    c.model_name = 'SetVAE'\n    c.loss_function = 'VAELoss'\n", "event+jet"),
+])
+def test_legacy_config_without_input_level_keeps_a_level_its_model_reads(
+        tmp_path: Path, body: str, level: str) -> None:
+    path = tmp_path / "old_config.py"
+    path.write_text("def set_config(c):\n" + body)
+    config, _ = read_legacy_config(path)
+    assert config.input_level == level
+
+
+def test_a_model_without_its_loss_or_level_gets_its_own_defaults() -> None:
+    from bead.losses.catalog import compatible
+    from bead.models.catalog import MODELS
+    for model in MODELS:
+        config = make_config({"model_name": model})  # every model loads on its own
+        assert compatible(model, config.loss_function)
+    assert make_config({"model_name": "ConvVAE"}).loss_function == "VAELoss"
+    assert make_config({"model_name": "Planar_ConvVAE"}).loss_function == "VAEFlowLoss"
+    assert make_config({"model_name": "Planar_ConvVAE"}).input_level == "jet"
+    assert make_config({"model_name": "SetVAE"}).input_level == "event+jet"
+    given = make_config({"model_name": "ConvVAE", "input_level": "constituent"})
+    assert given.input_level == "constituent"

@@ -32,8 +32,9 @@ from bead.losses.catalog import (
     check_compatible,
     check_levels,
     loss_entry,
+    model_default_loss,
 )
-from bead.models.catalog import MODELS, check_model_params
+from bead.models.catalog import MODELS, check_model_params, model_default_levels
 from bead.project import check_name
 
 if TYPE_CHECKING:
@@ -372,6 +373,16 @@ def where(source: str, line: int | None) -> str:
     return f"{source}:{line}" if line else source
 
 
+def _follow_the_model(values: dict[str, Any]) -> dict[str, Any]:
+    """A config that names a model but not its loss or input level gets the model's own
+    defaults, not the default model's (which may not fit it)."""
+    model = values.get("model_name")
+    if not isinstance(model, str) or model not in MODELS:
+        return values
+    return {"loss_function": model_default_loss(model),
+            "input_level": model_default_levels(model), **values}
+
+
 def make_config(values: dict[str, Any], source: str = "config",
                 lines: Mapping[str, int] | None = None) -> Config:
     """Validate ``values`` into a Config; any problem is a UsageError naming the key.
@@ -380,6 +391,7 @@ def make_config(values: dict[str, Any], source: str = "config",
     several problems the one on the earliest line is reported.
     """
     lines = lines or {}
+    values = _follow_the_model(values)
     try:
         config = Config(**values)
     except ValidationError as err:

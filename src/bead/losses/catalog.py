@@ -196,3 +196,21 @@ def check_levels(model_name: str, levels: tuple[str, ...], input_level: str) -> 
         raise UsageError(
             f"model_name = '{model_name}' cannot read input_level = '{input_level}' (it reads "
             f"{entry.describe_levels()}); models that read it: {', '.join(fits) or 'none'}")
+
+
+
+def model_default_loss(model: str) -> str:
+    """The loss a model gets when the config names the model but no loss: its family's own
+    objective (a density's likelihood, a flow VAE's ELBO, the Dirichlet KL, an order-free set
+    loss for a set decoder, else the Gaussian ELBO or plain reconstruction)."""
+    entry = model_entry(model)
+    if entry.family == "density":
+        return "FlowNLLLoss"
+    vae = entry.family == "vae"
+    if entry.posterior == "dirichlet":
+        return "DVAEFlowLoss" if entry.flow else "DVAELoss"
+    if entry.body == "particle_transformer":
+        return "VAEChamferLoss" if vae else "ChamferLoss"
+    if entry.flow:
+        return "VAEFlowLoss"
+    return "VAELoss" if vae else "AELoss"

@@ -210,3 +210,13 @@ def _same_type(default: Any, value: Any) -> bool:
         return (isinstance(value, list | tuple) and len(value) > 0
                 and all(_same_type(default[0], v) for v in value))
     return isinstance(value, type(default))
+
+
+# The levels a model reads when the config names the model but no input_level, richest first.
+PREFERRED_LEVELS = ("event+jet", "jet", "constituent", "event")
+
+
+def model_default_levels(model: str) -> str:
+    """``model``'s own default ``input_level``: the first of PREFERRED_LEVELS it reads."""
+    entry = model_entry(model)
+    return next(text for text in PREFERRED_LEVELS if entry.accepts(tuple(text.split("+"))))
