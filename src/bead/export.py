@@ -47,7 +47,7 @@ from torch import Tensor, nn
 import bead
 from bead import interrupt
 from bead.errors import BeadError, DataError, MissingExtraError
-from bead.evaluation.provenance import _json_object, file_sha256
+from bead.evaluation.provenance import read_json_object, file_sha256
 from bead.fileio import staged_folder
 from bead.losses.objective import Objective
 from bead.models.base import BeadModel
@@ -503,7 +503,7 @@ def read_sidecar(folder: Path) -> dict[str, Any]:
     """The sidecar of an export in ``folder``; DataError when missing, of another version or
     not describing the ``model.onnx`` beside it."""
     path = Path(folder) / SIDECAR
-    data = _json_object(path, "export")
+    data = read_json_object(path, "export")
     if data.get("version") != SIDECAR_VERSION:
         raise DataError(f"{path}: not an export sidecar of version {SIDECAR_VERSION} "
                         "(run export again)")

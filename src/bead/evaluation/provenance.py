@@ -37,7 +37,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _json_object(path: Path, mode: str) -> dict[str, Any]:
+def read_json_object(path: Path, mode: str) -> dict[str, Any]:
     """A JSON object written by ``mode``; DataError naming the file when missing or unreadable."""
     if not path.is_file():
         raise DataError(f"{path}: not found (run {mode} first)")
@@ -54,7 +54,7 @@ def model_identity(models_dir: Path) -> dict[str, Any]:
     """The SHA-256 of ``best.pt`` and the content of ``model.json``; DataError if either is
     missing or unreadable."""
     models_dir = Path(models_dir)
-    spec = _json_object(models_dir / MODEL_JSON, "train")
+    spec = read_json_object(models_dir / MODEL_JSON, "train")
     if not (models_dir / BEST).is_file():
         raise DataError(f"{models_dir / BEST}: not found (run train first)")
     return {"model_sha256": file_sha256(models_dir / BEST), "model_spec": spec}
@@ -73,7 +73,7 @@ def make_provenance(models_dir: Path, manifest: Manifest) -> dict[str, Any]:
 
 def read_metrics(results_dir: Path) -> dict[str, Any]:
     """The metrics detect recorded; DataError naming the file when missing or not an object."""
-    return _json_object(Path(results_dir) / METRICS_FILE, "detect")
+    return read_json_object(Path(results_dir) / METRICS_FILE, "detect")
 
 
 def stale_reason(results_dir: Path, models_dir: Path) -> str | None:
