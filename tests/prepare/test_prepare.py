@@ -287,9 +287,14 @@ def test_unphysical_input_names_event_and_feature_and_keeps_previous_tensors(sto
 
 
 def test_events_without_jets_are_kept_and_reported(store, tmp_path, caplog):
-    result = prepare_inputs(CONFIG, store, tmp_path / "tensors", progress=False)
+    jets_only = CONFIG.model_copy(update={"input_level": "jet"})
+    result = prepare_inputs(jets_only, store, tmp_path / "tensors", progress=False)
     assert sum(s.n_events for s in result.samples) == 700
     assert "bkg_train_pythia: " in caplog.text and "events have no jet" in caplog.text
+    caplog.clear()  # with the event level they still carry their MET: nothing to warn about
+    prepare_inputs(CONFIG.model_copy(update={"input_level": "event+jet"}), store,
+                   tmp_path / "with_events", progress=False)
+    assert "events have no jet" not in caplog.text
 
 
 # Config keys prepare_inputs reads that do not change what it writes (they only shape logs or
