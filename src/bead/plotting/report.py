@@ -23,6 +23,8 @@ from bead.diagnostics_summary import DIAGNOSTICS_DIR, read_summary
 from bead.evaluation.metrics import ALL_SIGNALS
 from bead.evaluation.scores import ScoreTable
 from bead.fileio import atomic_write_text
+from bead.losses.catalog import LOSSES, loss_entry
+from bead.models.catalog import MODELS
 from bead.plotting.inputs import observables, primary_score, summary_entry
 from bead.training.history import History
 
@@ -55,6 +57,7 @@ h1 { font-size: 1.45em; margin: 0 0 2px; } h2 { font-size: 1.2em; margin: 1.4em 
 #answer { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 460px); gap: 16px;
   background: #eaf2fb; border: 1px solid #b9cde6; border-radius: 6px; padding: 12px 16px; }
 #answer h2 { margin-top: 0; border: 0; }
+#answer table { font-size: .9em; } #answer td, #answer th { overflow-wrap: anywhere; }
 .lead { font-size: 1.15em; margin: 0 0 8px; }
 #headline-auc { font-size: 1.5em; font-weight: 700; color: #0b3d91; }
 .verdict { margin: 6px 0; } .problem { color: #8a1c1c; font-weight: 600; }
@@ -320,13 +323,17 @@ def _config_rows(inputs: ReportInputs) -> list[tuple[str, str]]:
     config, history = inputs.config, inputs.history
     provenance = (inputs.metrics or {}).get("provenance") or {}
     spec = provenance.get("model_spec") or {}
-    rows = [("model", str(spec.get("model_name", config.model_name))),
-            ("loss", f"{spec.get('loss_function', config.loss_function)} "
-                     f"(β = {spec.get('reg_param', config.reg_param):g})"),
+    model = str(spec.get("model_name", config.model_name))
+    loss = str(spec.get("loss_function", config.loss_function))
+    beta = spec.get("reg_param", config.reg_param)
+    rows = [("model", model),
+            ("loss", loss + (f" (β = {beta:g})" if loss in LOSSES
+                             and "reg_param" in loss_entry(loss).weight_keys else "")),
             ("input level", f"{spec.get('input_level', config.input_level)}, features "
                             f"{config.input_features}, normalizations {config.normalizations}"),
-            ("sizes", f"{config.num_jets} jets × {config.num_constits} constituents; latent "
-                      f"{spec.get('latent_dim', config.latent_space_size)}"
+            ("sizes", f"{config.num_jets} jets × {config.num_constits} constituents"
+                      + ("" if model in MODELS and MODELS[model].family == "density" else
+                         f"; latent {spec.get('latent_dim', config.latent_space_size)}")
                       + (f"; model input {spec['n_slots']} × {spec['n_features']}"
                          if "n_slots" in spec and "n_features" in spec else ""))]
     if history is not None:
