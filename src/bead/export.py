@@ -47,8 +47,8 @@ from torch import Tensor, nn
 import bead
 from bead import interrupt
 from bead.errors import BeadError, DataError, MissingExtraError
-from bead.evaluation.provenance import file_sha256, read_json_object
-from bead.fileio import staged_folder
+from bead.evaluation.provenance import read_json_object
+from bead.fileio import file_sha256, staged_folder
 from bead.losses.objective import Objective
 from bead.models.base import BeadModel
 from bead.models.batch import Batch, Level

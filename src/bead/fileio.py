@@ -34,6 +34,15 @@ _TEMP_FILE = re.compile(rf"^\.(?P<name>.+?)\.{_WRITER}[^.]+\.tmp$")
 _STAGING = re.compile(rf"^\.staging\.{_WRITER}[^.]+$")
 
 
+def file_sha256(path: Path) -> str:
+    """A file's SHA-256, read in blocks (stores and checkpoints can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _host_id() -> str:
     return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 

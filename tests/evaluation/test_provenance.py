@@ -17,6 +17,7 @@ from bead.errors import DataError
 from bead.evaluation import provenance
 from bead.evaluation.detect import detect
 from bead.evaluation.scores import read_scores
+from bead.fileio import file_sha256
 from bead.training import checkpoint
 from bead.training.trainer import train
 
@@ -42,7 +43,7 @@ def test_detect_records_model_and_inputs_in_scores_and_metrics(project: Path) ->
     metrics = json.loads((project / "results" / "metrics.json").read_text())
     assert table.provenance == metrics["provenance"]
     record = metrics["provenance"]
-    assert record["model_sha256"] == provenance.file_sha256(project / "models" / "best.pt")
+    assert record["model_sha256"] == file_sha256(project / "models" / "best.pt")
     assert record["model_spec"] == json.loads((project / "models" / "model.json").read_text())
     assert record["scalers_sha256"] == "toy-0" and record["prepared_folder"] == "tensors"
     assert "prepared_key" in record

@@ -10,13 +10,13 @@ history beside another model's scores: stale results are named, with the mode to
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bead.errors import DataError
 from bead.evaluation.scores import SCORES_FILE, read_scores_provenance
+from bead.fileio import file_sha256
 
 if TYPE_CHECKING:
     from bead.prepare.manifest import Manifest
@@ -27,14 +27,6 @@ PROVENANCE = "provenance"
 # it loads torch, which plot does not otherwise need; a test checks that both agree.
 MODEL_JSON = "model.json"
 BEST = "best.pt"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_json_object(path: Path, mode: str) -> dict[str, Any]:

@@ -21,9 +21,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bead import __version__
 from bead.errors import BeadError, DataError, UsageError
+from bead.fileio import file_sha256
 from bead.generate.cards import pythia_commands
 from bead.generate.pythia import generate_events, import_extras
-from bead.generate.record import GeneratedFile, GenerationRecord, file_sha256, settings_key
+from bead.generate.record import GeneratedFile, GenerationRecord, settings_key
 from bead.generate.settings import SIGNAL_GENERATOR, GenerationSettings, SignalPoint
 from bead.io.csv_write import write_bead_csv
 from bead.io.events import EventChunk

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bead.errors import DataError
-from bead.fileio import atomic_write_json
+from bead.fileio import atomic_write_json, file_sha256
 
 RECORD = "generated.json"
 RECORD_VERSION = 1
@@ -29,14 +29,6 @@ class GeneratedFile:
     sha256: str
     n_events: int
     settings: dict[str, Any]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def settings_key(settings: dict[str, Any]) -> str:

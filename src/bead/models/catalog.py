@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from bead.errors import UsageError
+from bead.levels import parse_levels
 
 _AUTOENCODER = "bead.models.autoencoder:Autoencoder"
 _DENSITY = "bead.models.density:FlowDensity"
@@ -219,4 +220,4 @@ PREFERRED_LEVELS = ("event+jet", "jet", "constituent", "event")
 def model_default_levels(model: str) -> str:
     """``model``'s own default ``input_level``: the first of PREFERRED_LEVELS it reads."""
     entry = model_entry(model)
-    return next(text for text in PREFERRED_LEVELS if entry.accepts(tuple(text.split("+"))))
+    return next(text for text in PREFERRED_LEVELS if entry.accepts(parse_levels(text)))
